@@ -1,0 +1,184 @@
+"""Turn a song into jazz (or jazz into pop) with a trained CycleGAN generator.
+
+    uv run convert.py song.wav                      # -> song_jazz.wav beside it
+    uv run convert.py song.flac -o out/jazzy.wav --griffin-lim-iters 64
+    uv run convert.py jazz.wav --direction jazz2pop --checkpoint checkpoints/latest.pt
+
+Any length, any format soundfile reads. The song's spectrogram is cut into overlapping 512-frame windows, each
+goes through the generator, and the windows are cross-faded back together; the audio is rebuilt by Griffin-Lim
+starting from the song's own phase. The output is a mono 16-bit WAV at the sample rate the checkpoint was trained
+with (22050 Hz by default), exactly as long as the input, peak-normalised below full scale when it would clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model_cyclegan import build_generator, load_checkpoint
+from spectrogram import (AudioError, Representation, griffin_lim, image_to_magnitude, load_audio,
+                         magnitude_to_image, stft, write_wav)
+
+DIRECTIONS = {"pop2jazz": ("generator_ab", "jazz"), "jazz2pop": ("generator_ba", "pop")}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; otherwise torch.device(name)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device | str = "cpu"):
+    """(generator in eval mode on `device`, Representation) from a train.py checkpoint.
+
+    Raises FileNotFoundError / ValueError (see model_cyclegan.load_checkpoint) and ValueError for an unknown
+    direction.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
+    state = load_checkpoint(path, device)
+    generator = build_generator(state["model"])
+    generator.load_state_dict(state[DIRECTIONS[direction][0]])
+    return generator.to(device).eval(), Representation.from_dict(state["representation"])
+
+
+def crossfade_window(frames: int) -> torch.Tensor:
+    """Strictly positive Hann-shaped weights [frames] for overlap-adding generator windows."""
+    return torch.sin(torch.pi * (torch.arange(frames) + 0.5) / frames) ** 2 + 1e-3
+
+
+def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frames: int, overlap: float = 0.25,
+                    batch_size: int = 4, progress: bool = False) -> torch.Tensor:
+    """Run `generator` over a whole-song image [n_bins, frames] (frames >= chunk_frames) -> same shape.
+
+    Windows of `chunk_frames` frames start every chunk_frames * (1 - overlap) frames (the last one ends at the
+    last frame); they go through the generator `batch_size` at a time under torch.inference_mode and are
+    overlap-added with Hann weights, so joins are cross-faded.
+    """
+    frames = image.shape[-1]
+    if frames < chunk_frames:
+        raise ValueError(f"image has {frames} frames, fewer than one chunk ({chunk_frames})")
+    step = max(1, int(round(chunk_frames * (1.0 - overlap))))
+    starts = list(range(0, frames - chunk_frames + 1, step))
+    if starts[-1] != frames - chunk_frames:
+        starts.append(frames - chunk_frames)
+    device = next(generator.parameters()).device
+    weight = crossfade_window(chunk_frames).to(device)
+    total = torch.zeros_like(image, device=device)
+    weights = torch.zeros(frames, device=device)
+    image = image.to(device)
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        for first in tqdm(range(0, len(starts), batch_size), desc="generator", unit="batch", disable=not progress):
+            batch_starts = starts[first:first + batch_size]
+            windows = torch.stack([image[:, s:s + chunk_frames] for s in batch_starts]).unsqueeze(1)
+            outputs = generator(windows).float().squeeze(1)
+            for start, output in zip(batch_starts, outputs):
+                total[:, start:start + chunk_frames] += output * weight
+                weights[start:start + chunk_frames] += weight
+    return (total / weights).cpu()
+
+
+def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
+                  overlap: float = 0.25, batch_size: int = 4, progress: bool = False) -> np.ndarray:
+    """Style-transfer mono audio [samples] at rep.sample_rate -> audio of exactly the same length.
+
+    Songs shorter than one chunk are zero-padded for the generator and trimmed back. Frames that are digital
+    silence in the input stay silent. Phase: `n_iter` Griffin-Lim iterations starting from the input's phase.
+    """
+    length = len(audio)
+    padded = np.pad(audio, (0, max(0, rep.chunk_samples - length))).astype(np.float32)
+    spectrum = stft(torch.from_numpy(padded), rep)
+    image = magnitude_to_image(spectrum.abs(), rep)
+    output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
+    silent = image.amax(dim=0) <= -1.0
+    output[:, silent] = -1.0
+    magnitude = image_to_magnitude(output, rep)
+    device = next(generator.parameters()).device
+    result = griffin_lim(magnitude.to(device), spectrum.angle().to(device), n_iter, len(padded), rep)
+    return result[:length].cpu().numpy()
+
+
+def output_path_for(song: Path, direction: str) -> Path:
+    """song.wav -> song_jazz.wav (pop2jazz) or song_pop.wav (jazz2pop), beside the input."""
+    return song.with_name(f"{song.stem}_{DIRECTIONS[direction][1]}.wav")
+
+
+def check_output(song: Path, output: Path, overwrite: bool) -> None:
+    """Raise FileExistsError when writing `output` would replace `song` (also through a link) or, unless
+    `overwrite`, any existing file."""
+    same = output.resolve() == song.resolve() or (output.exists() and song.exists() and os.path.samefile(output, song))
+    if same:
+        raise FileExistsError(f"{output} is the input song: refusing to write over it; pass another -o")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists: pass --overwrite to replace it, or -o to write elsewhere")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("songs", nargs="+", type=Path, help="audio files to convert (wav, flac, ogg, mp3, au, ...)")
+    parser.add_argument("-o", "--output", type=Path, help="output WAV (one song only; default: <song>_jazz.wav "
+                        "beside the input, <song>_pop.wav for jazz2pop)")
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/latest.pt"),
+                        help="train.py checkpoint (default: checkpoints/latest.pt)")
+    parser.add_argument("--direction", choices=list(DIRECTIONS), default="pop2jazz",
+                        help="pop2jazz uses generator_ab, jazz2pop generator_ba (default: pop2jazz)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations from the "
+                        "source phase; 0 keeps the source phase as it is (default: 32)")
+    parser.add_argument("--overlap", type=float, default=0.25, help="fraction of a window shared with the next "
+                        "one, cross-faded (default: 0.25)")
+    parser.add_argument("--batch-size", type=int, default=4, help="windows per generator call (default: 4)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    args = parser.parse_args(argv)
+    if args.output is not None and len(args.songs) > 1:
+        parser.error("-o/--output takes one song; convert several songs without -o")
+    if not 0.0 <= args.overlap < 1.0:
+        parser.error("--overlap must be in [0, 1)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    try:
+        generator, rep = load_generator(args.checkpoint, args.direction, device)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    failed = 0
+    for song in args.songs:
+        output = args.output or output_path_for(song, args.direction)
+        try:
+            check_output(song, output, args.overwrite)
+            start = time.perf_counter()
+            audio = load_audio(song, rep.sample_rate)
+            converted = convert_audio(generator, audio, rep, args.griffin_lim_iters, args.overlap,
+                                      args.batch_size, progress=True)
+            gain = write_wav(output, converted, rep.sample_rate)
+        except (AudioError, FileExistsError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as error:
+            print(f"error: cannot write {output}: {error.strerror or error}; pass -o with a writable place",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        seconds = len(audio) / rep.sample_rate
+        elapsed = time.perf_counter() - start
+        note = f", scaled by {gain:.2f} ({20 * np.log10(gain):.1f} dB) to avoid clipping" if gain < 1.0 else ""
+        print(f"{song} -> {output}: {seconds:.1f} s at {rep.sample_rate} Hz in {elapsed:.1f} s "
+              f"({seconds / elapsed:.1f}x real time){note}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

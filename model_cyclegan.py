@@ -1,0 +1,190 @@
+"""CycleGAN networks: ResNet generator and PatchGAN discriminator (Zhu et al. 2017, arXiv 1703.10593).
+
+Images here are spectrogram chunks: [batch, 1, n_bins, frames] in [-1, 1] (see spectrogram.py).
+The layer lists follow the paper's appendix 7.2 so they can be read against it line by line.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class ResnetBlock(nn.Module):
+    """R<channels>: two 3x3 convolutions with reflection padding and InstanceNorm, plus the identity.
+
+    [B, C, H, W] -> [B, C, H, W]. He et al. 2016, as used in Zhu et al. 2017 appendix 7.2.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The CycleGAN generator: c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-1, tanh.
+
+    Zhu et al. 2017 appendix 7.2 (the 9-block version, for 256x256 images and up). `width` scales every layer
+    (64 in the paper); `n_blocks` counts the residual blocks (9 in the paper).
+    Input [B, channels, H, W] with H and W multiples of 4 -> output of the same shape in [-1, 1].
+    Raises ValueError for other sizes.
+    """
+
+    def __init__(self, channels: int = 1, width: int = 64, n_blocks: int = 9):
+        super().__init__()
+        layers: list[nn.Module] = [  # c7s1-64
+            nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
+        for multiple in (1, 2):  # d128, d256
+            layers += [nn.Conv2d(width * multiple, width * multiple * 2, 3, stride=2, padding=1),
+                       nn.InstanceNorm2d(width * multiple * 2), nn.ReLU(True)]
+        layers += [ResnetBlock(width * 4) for _ in range(n_blocks)]  # R256 x 9
+        for multiple in (4, 2):  # u128, u64
+            layers += [nn.ConvTranspose2d(width * multiple, width * multiple // 2, 3, stride=2, padding=1,
+                                          output_padding=1),
+                       nn.InstanceNorm2d(width * multiple // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]  # c7s1-1
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"generator input sides must be multiples of 4, got {tuple(x.shape[-2:])}")
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN: C64-C128-C256-C512, then a 1-channel 4x4 convolution.
+
+    Ck = 4x4 convolution with k filters, norm, LeakyReLU(0.2); stride 2 except C512 and the last layer
+    (stride 1); no norm on C64. Zhu et al. 2017 appendix 7.2, Isola et al. 2017 appendix 6.1.2.
+    `norm_layer` is InstanceNorm2d for CycleGAN and BatchNorm2d for pix2pix; `width` is 64 in the paper.
+    Input [B, channels, H, W] -> realness scores [B, 1, H/8 - 2, W/8 - 2] (62x62 for 512x512), one per
+    70x70 receptive field.
+    """
+
+    def __init__(self, channels: int = 1, width: int = 64, norm_layer: type[nn.Module] = nn.InstanceNorm2d):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        for multiple, stride in ((2, 2), (4, 2), (8, 1)):  # C128, C256, C512
+            layers += [nn.Conv2d(width * multiple // 2, width * multiple, 4, stride=stride, padding=1),
+                       norm_layer(width * multiple), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(width * 8, 1, 4, stride=1, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """Draw conv weights from N(0, std) and zero the biases (Zhu et al. 2017 section 4); norm scales from N(1, std)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d)) and layer.weight is not None:
+            nn.init.normal_(layer.weight, 1.0, std)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def build_generator(config: dict) -> nn.Module:
+    """The generator a model config describes: {"generator": "resnet", "width": int, "n_blocks": int}.
+
+    Raises ValueError for an unknown generator name.
+    """
+    if config.get("generator", "resnet") != "resnet":
+        raise ValueError(f"unknown generator {config['generator']!r}; this version knows 'resnet'")
+    return ResnetGenerator(1, config["width"], config["n_blocks"])
+
+
+class ImagePool:
+    """A history of up to `size` generated images for the discriminator (Shrivastava et al. 2017; Zhu et al. 4).
+
+    query(images [B, C, H, W]) returns a batch of the same shape: each image is, with probability 0.5 once the
+    pool is full, swapped for a stored older one (which the new image replaces). size 0 disables the pool.
+    """
+
+    def __init__(self, size: int = 50):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        returned = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                returned.append(image)
+            elif random.random() < 0.5:
+                index = random.randrange(self.size)
+                returned.append(self.images[index].clone())
+                self.images[index] = image.clone()
+            else:
+                returned.append(image)
+        return torch.cat(returned)
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "images": [image.cpu() for image in self.images]}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.size = state["size"]
+        self.images = [image.to(device) for image in state["images"]]
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically: torch.save to a temporary file in the same folder, fsync, then rename.
+
+    A crash at any point leaves the previous checkpoint at `path` intact. `state` must hold only tensors and
+    plain Python values, so that `load_checkpoint` can read it with weights_only=True.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """Read a checkpoint without running any code from it (torch.load with weights_only=True).
+
+    Raises FileNotFoundError (with how to get one) when `path` is missing, and ValueError naming the file when
+    it is not a checkpoint of this project or would need to execute code to load.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: train one with `uv run train.py` or pass --checkpoint")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: refused to load: it holds Python objects beyond tensors and plain values, "
+                         f"which could run code; only load checkpoints written by train.py "
+                         f"({str(error).splitlines()[0]})") from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a checkpoint of this project (format {CHECKPOINT_FORMAT})")
+    return state

@@ -1,0 +1,272 @@
+"""The spectrogram representation: audio <-> normalised STFT log-magnitude images, and back.
+
+Everything the GAN sees is defined here, once. The constants below are the defaults; the values a dataset or a
+checkpoint was made with travel with it as a `Representation` (JSON next to the .npy chunks, a dict inside each
+checkpoint), so conversion always inverts exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+SAMPLE_RATE = 22050  # Hz
+N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin
+HOP_LENGTH = 256  # 11.6 ms; 75 % overlap, what Griffin-Lim needs to converge well
+N_BINS = N_FFT // 2  # 512 bins: 0 .. 11002 Hz; the Nyquist bin (11025 Hz) is dropped
+CHUNK_FRAMES = 512  # frames per image: 512 * 256 = 131072 samples = 5.94 s, "a 6-second chunk"
+DB_MIN = -100.0  # dB below a full-scale bin; quieter bins are clipped to this floor (-1 in the image)
+DB_MAX = 0.0  # dB of the loudest possible bin (|STFT| = sum of the window); maps to +1
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif", ".snd", ".opus")
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    """The parameters of the spectrogram representation, saved with every dataset and checkpoint.
+
+    A chunk is an image of shape [n_bins, chunk_frames] = [n_fft // 2, chunk_frames] with values in [-1, 1]:
+    the STFT magnitude (Hann window, centred frames) in dB relative to a full-scale bin, linearly mapped from
+    [db_min, db_max] onto [-1, 1].
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    chunk_frames: int = CHUNK_FRAMES
+    db_min: float = DB_MIN
+    db_max: float = DB_MAX
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency rows of an image: n_fft // 2 (Nyquist bin dropped)."""
+        return self.n_fft // 2
+
+    @property
+    def chunk_samples(self) -> int:
+        """Audio samples one chunk covers: chunk_frames * hop_length."""
+        return self.chunk_frames * self.hop_length
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.chunk_samples / self.sample_rate
+
+    @property
+    def magnitude_ref(self) -> float:
+        """|STFT| of the loudest possible bin: the sum of the periodic Hann window, n_fft / 2."""
+        return self.n_fft / 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Representation":
+        """Build from a saved dict; raises ValueError naming missing or unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(values) != names:
+            raise ValueError(f"representation keys {sorted(values)} do not match {sorted(names)}")
+        return cls(**values)
+
+    def save_json(self, path: Path, **extra) -> None:
+        """Write {"representation": ..., **extra} to `path` atomically."""
+        text = json.dumps({"representation": self.to_dict(), **extra}, indent=2)
+        atomic_write_bytes(Path(path), text.encode())
+
+    @classmethod
+    def load_json(cls, path: Path) -> "Representation":
+        """Read the representation of a dataset folder; raises FileNotFoundError or ValueError naming `path`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run `uv run audio_preprocessing.py` to make the dataset")
+        try:
+            return cls.from_dict(json.loads(path.read_text())["representation"])
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{path}: not a valid representation file ({error})") from error
+
+
+def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sample_rate: int = SAMPLE_RATE) -> int:
+    """Frames per chunk for a chunk length in seconds, rounded down to a multiple of 64 (6.0 s -> 512).
+
+    A multiple of 64 survives the generators' 2 down-samplings, the PatchGAN's 3 and a 6-level U-Net.
+    Raises ValueError when that leaves fewer than 64 frames (under about 0.75 s).
+    """
+    frames = int(seconds * sample_rate / hop_length) // 64 * 64
+    if frames < 64:
+        raise ValueError(f"chunk length {seconds} s is too short: at least {64 * hop_length / sample_rate:.2f} s")
+    return frames
+
+
+def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any file soundfile reads as mono float32 at `sample_rate` Hz.
+
+    Channels are averaged; other rates are resampled with soxr (VHQ). Returns shape [samples], values as
+    stored (an integer file's full scale is +-1.0).
+    Raises AudioError naming the file when it is missing, empty, unreadable, has no frames or holds
+    non-finite samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+        audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    if info.frames > 0 and audio.shape[0] < info.frames:
+        warnings.warn(f"{path}: truncated file: header says {info.frames} frames, only {audio.shape[0]} could be read")
+    if audio.shape[0] == 0:
+        raise AudioError(f"{path}: holds no audio frames")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: holds NaN or infinite samples")
+    audio = audio.mean(axis=1, dtype=np.float32)
+    if file_rate != sample_rate:
+        audio = soxr.resample(audio, file_rate, sample_rate, quality="VHQ").astype(np.float32)
+    return audio
+
+
+def stft(audio: torch.Tensor | np.ndarray, rep: Representation = Representation()) -> torch.Tensor:
+    """Complex STFT, Hann window, centred frames (zero padding): [..., samples] -> [..., n_fft//2 + 1, frames].
+
+    frames = 1 + samples // hop_length. Wraps torch.stft.
+    """
+    audio = torch.as_tensor(audio)
+    window = torch.hann_window(rep.n_fft, device=audio.device, dtype=audio.dtype)
+    return torch.stft(audio, rep.n_fft, rep.hop_length, window=window, center=True, pad_mode="constant",
+                      return_complex=True)
+
+
+def istft(spectrum: torch.Tensor, length: int, rep: Representation = Representation()) -> torch.Tensor:
+    """Inverse of `stft`: [..., n_fft//2 + 1, frames] complex -> [..., length] real. Wraps torch.istft."""
+    window = torch.hann_window(rep.n_fft, device=spectrum.device, dtype=spectrum.real.dtype)
+    return torch.istft(spectrum, rep.n_fft, rep.hop_length, window=window, center=True, length=length)
+
+
+def magnitude_to_image(magnitude: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
+    """|STFT| [..., n_fft//2 + 1 or n_fft//2, frames] -> image in [-1, 1] of shape [..., n_fft//2, frames].
+
+    Drops the Nyquist bin when present. Never returns NaN or inf (silence maps to -1).
+    """
+    if magnitude.shape[-2] == rep.n_bins + 1:
+        magnitude = magnitude[..., : rep.n_bins, :]
+    floor = rep.magnitude_ref * 10.0 ** (rep.db_min / 20.0)
+    db = 20.0 * torch.log10(torch.clamp(magnitude, min=floor) / rep.magnitude_ref)
+    image = 2.0 * (db - rep.db_min) / (rep.db_max - rep.db_min) - 1.0
+    return torch.clamp(image, -1.0, 1.0)
+
+
+def image_to_magnitude(image: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
+    """Inverse of `magnitude_to_image`: [..., n_fft//2, frames] in [-1, 1] -> |STFT| [..., n_fft//2 + 1, frames].
+
+    The floor (-1) becomes exact silence (0) and a zero Nyquist row is appended.
+    """
+    image = torch.clamp(image, -1.0, 1.0)
+    db = (image + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+    magnitude = rep.magnitude_ref * 10.0 ** (db / 20.0)
+    magnitude = torch.where(image <= -1.0 + 1e-6, torch.zeros_like(magnitude), magnitude)
+    return torch.nn.functional.pad(magnitude, (0, 0, 0, 1))
+
+
+def audio_to_image(audio: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
+    """Mono audio [samples] at rep.sample_rate -> image [n_fft//2, 1 + samples // hop_length] in [-1, 1]."""
+    return magnitude_to_image(stft(torch.as_tensor(audio, dtype=torch.float32), rep).abs(), rep)
+
+
+def split_chunks(image: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
+    """Cut an image [n_bins, frames] into floor(frames / chunk_frames) chunks [n, n_bins, chunk_frames].
+
+    The tail shorter than a chunk is dropped.
+    """
+    count = image.shape[-1] // rep.chunk_frames
+    chunks = image[..., : count * rep.chunk_frames].reshape(image.shape[0], count, rep.chunk_frames)
+    return chunks.permute(1, 0, 2).contiguous()
+
+
+def griffin_lim(magnitude: torch.Tensor, init_phase: torch.Tensor | None, n_iter: int, length: int,
+                rep: Representation = Representation(), momentum: float = 0.99) -> torch.Tensor:
+    """Audio whose STFT magnitude approximates `magnitude`, by fast Griffin-Lim.
+
+    magnitude: [n_fft//2 + 1, frames] |STFT|; init_phase: same shape, radians (e.g. the source song's phase),
+    or None for zero phase. n_iter = 0 returns the inverse STFT with the initial phase. Returns [length] samples.
+    Griffin & Lim 1984, with the momentum ("fast Griffin-Lim") of Perraudin, Balazs & Sondergaard 2013, as in
+    librosa.griffinlim, which cannot start from a given phase.
+    """
+    angles = torch.polar(torch.ones_like(magnitude), init_phase) if init_phase is not None else \
+        torch.ones_like(magnitude, dtype=torch.complex64)
+    previous = torch.zeros_like(angles)
+    for _ in range(n_iter):
+        rebuilt = stft(istft(magnitude * angles, length, rep), rep)
+        accelerated = rebuilt - (momentum / (1 + momentum)) * previous
+        previous = rebuilt
+        angles = accelerated / (accelerated.abs() + 1e-16)
+    return istft(magnitude * angles, length, rep)
+
+
+def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """Spectral convergence in dB: 20 log10(||ref - est||_F / ||ref||_F); lower (more negative) is better.
+
+    Both are magnitudes of the same shape. Sturmel & Daudet 2011; the form of Arik et al. 2019 (arXiv 1808.06719).
+    """
+    error = torch.linalg.vector_norm(reference - estimate)
+    norm = torch.linalg.vector_norm(reference)
+    return float(20.0 * torch.log10(error / norm.clamp_min(1e-12)).clamp_min(-300.0))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_wav(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, peak: float = 0.99) -> float:
+    """Write mono float audio [samples] as 16-bit PCM WAV, atomically, never clipping.
+
+    If the peak exceeds `peak` (full scale = 1.0) the whole signal is scaled down to it. Returns the gain
+    applied (1.0 when none). Raises AudioError if the audio holds NaN or inf.
+    """
+    audio = torch.as_tensor(audio).detach().cpu().numpy().astype(np.float32)
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
+    loudest = float(np.abs(audio).max()) if audio.size else 0.0
+    gain = peak / loudest if loudest > peak else 1.0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
+    os.close(handle)
+    try:
+        sf.write(temporary, audio * gain, sample_rate, subtype="PCM_16")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return gain
+
+
+def db(value: float) -> float:
+    """20 log10(value), for amplitude ratios."""
+    return 20.0 * math.log10(max(value, 1e-12))
