@@ -34,7 +34,7 @@ MARKER = "representation.json"
 
 
 def find_audio_files(folder: Path) -> list[Path]:
-    """Audio files below `folder`, recursively, sorted; skips hidden files such as macOS '._x.wav' sidecars.
+    """Audio files below `folder`, recursively, sorted by name (by their extension: wav, flac, ogg, mp3, au, ...).
 
     Raises FileNotFoundError naming the folder when it is missing or holds no audio file.
     """
@@ -43,7 +43,7 @@ def find_audio_files(folder: Path) -> list[Path]:
         raise FileNotFoundError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
                                 f"or pass another folder")
     files = sorted(path for path in folder.rglob("*") if path.is_file()
-                   and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith("."))
+                   and path.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise FileNotFoundError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}): put your songs there")
     return files

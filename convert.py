@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,17 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for song in args.songs:
         output = args.output or output_path_for(song, args.direction)
+        start = time.perf_counter()
         try:
             check_output(song, output, args.overwrite)
-            start = time.perf_counter()
-            audio = load_audio(song, rep.sample_rate)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                audio = load_audio(song, rep.sample_rate)
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
             converted = convert_audio(generator, audio, rep, args.griffin_lim_iters, args.overlap,
                                       args.batch_size, progress=True)
-            gain = write_wav(output, converted, rep.sample_rate)
         except (AudioError, FileExistsError) as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
             continue
+        try:
+            gain = write_wav(output, converted, rep.sample_rate)
         except OSError as error:
             print(f"error: cannot write {output}: {error.strerror or error}; pass -o with a writable place",
                   file=sys.stderr)

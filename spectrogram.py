@@ -123,13 +123,16 @@ def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    if path.name.startswith("._"):
+        raise AudioError(f"{path}: a macOS metadata sidecar ('._' file), not audio")
     try:
         info = sf.info(str(path))
         audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
-    if info.frames > 0 and audio.shape[0] < info.frames:
-        warnings.warn(f"{path}: truncated file: header says {info.frames} frames, only {audio.shape[0]} could be read")
+    if "should be" in info.extra_info:  # libsndfile's note when a header promises more data than the file holds
+        warnings.warn(f"{path}: truncated or damaged file (the header promises more audio than is there); "
+                      f"using the {audio.shape[0] / max(file_rate, 1):.2f} s that could be read")
     if audio.shape[0] == 0:
         raise AudioError(f"{path}: holds no audio frames")
     if not np.isfinite(audio).all():

@@ -44,39 +44,51 @@ from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 
 
+class DataError(ValueError):
+    """A dataset folder or chunk that cannot be trained on; the message names it and says what to run."""
+
+
 class ChunkFolder:
     """The .npy chunks of one folder made by audio_preprocessing.py, memory-mapped: item i -> [n_bins, frames].
 
-    Raises FileNotFoundError naming the folder when it or its representation.json is missing or it holds no
-    chunk, and ValueError naming the file when a chunk has the wrong shape or a non-finite value.
+    Raises DataError naming the folder when it or its representation.json is missing or it holds no chunk, or
+    naming the file when a chunk is unreadable, has the wrong shape or (when read) a non-finite value.
     """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"{self.folder} does not exist: run `uv run audio_preprocessing.py` first "
-                                    f"(or pass --data)")
-        self.representation = Representation.load_json(self.folder / "representation.json")
+            raise DataError(f"{self.folder} does not exist: run `uv run audio_preprocessing.py` first "
+                            f"(or pass --data)")
+        try:
+            self.representation = Representation.load_json(self.folder / "representation.json")
+        except (FileNotFoundError, ValueError) as error:
+            raise DataError(str(error)) from error
         self.songs = [Path(song) for song in json.loads((self.folder / "representation.json").read_text())["songs"]]
         self.files = sorted(self.folder.glob("*.npy"))
         if not self.files:
-            raise FileNotFoundError(f"{self.folder} holds no .npy chunks: run `uv run audio_preprocessing.py`")
+            raise DataError(f"{self.folder} holds no .npy chunks: run `uv run audio_preprocessing.py`")
         self.shape = (self.representation.n_bins, self.representation.chunk_frames)
+        for path in self.files:  # headers only: a wrong or unreadable chunk fails here, not hours into training
+            self._open(path)
+
+    def _open(self, path: Path) -> np.ndarray:
+        try:
+            chunk = np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not a readable .npy chunk ({error}); run audio_preprocessing.py again")
+        if chunk.shape != self.shape:
+            raise DataError(f"{path}: shape {chunk.shape}, expected {self.shape}; run audio_preprocessing.py again")
+        return chunk
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> np.ndarray:
         path = self.files[index]
-        try:
-            chunk = np.load(path, mmap_mode="r")
-        except (ValueError, OSError) as error:
-            raise ValueError(f"{path}: not a readable .npy chunk ({error}); run audio_preprocessing.py again")
-        if chunk.shape != self.shape:
-            raise ValueError(f"{path}: shape {chunk.shape}, expected {self.shape}; run audio_preprocessing.py again")
-        chunk = np.asarray(chunk, dtype=np.float32)
+        chunk = np.asarray(self._open(path), dtype=np.float32)
         if not np.isfinite(chunk).all() or np.abs(chunk).max() > 1.0:
-            raise ValueError(f"{path}: holds NaN, inf or values outside [-1, 1]; run audio_preprocessing.py again")
+            raise DataError(f"{path}: holds NaN, inf or values outside [-1, 1]; run audio_preprocessing.py again")
         return chunk
 
 
@@ -140,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=0, help="default: 0")
     add("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
+    add("--stop-after", type=int, default=0, help="stop after this many epochs in this run, to split a long "
+        "run into sessions; carry on with --resume (default: 0 = run to --epochs)")
     add("--resume", action="store_true", help="continue from <checkpoint-dir>/latest.pt with its saved settings "
         "(--epochs may extend the run)")
     args = parser.parse_args(argv)
@@ -219,7 +233,16 @@ def write_loss_log(history: list[dict], samples_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss."""
+    try:
+        return train(parse_args(argv))
+    except DataError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+
+
+def train(args: argparse.Namespace) -> int:
+    """The training run described in the module docstring; see main() for the return codes."""
     checkpoint_path = args.checkpoint_dir / "latest.pt"
     device = pick_device(args.device)
     state = None
@@ -230,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --resume: no checkpoint in {args.checkpoint_dir}/ (expected latest.pt); "
                   f"train without --resume first, or pass --checkpoint-dir", file=sys.stderr)
             return 1
+        except ValueError as error:
+            print(f"error: --resume: {error}", file=sys.stderr)
+            return 1
         saved = state["args"]
         kept = ("batch_size", "width", "n_blocks", "disc_width", "steps_per_epoch", "lr", "lambda_cycle",
                 "lambda_identity", "pool_size", "griffin_lim_iters", "seed", *(() if args.epochs_given else ("epochs",)))
@@ -237,12 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, saved[name])
 
     # data
-    try:
-        folder_a, folder_b = ChunkFolder(args.data / "pop_train"), ChunkFolder(args.data / "jazz_train")
-        val = ChunkFolder(args.data / "pop_val") if (args.data / "pop_val").is_dir() else None
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    folder_a, folder_b = ChunkFolder(args.data / "pop_train"), ChunkFolder(args.data / "jazz_train")
+    val = ChunkFolder(args.data / "pop_val") if (args.data / "pop_val").is_dir() else None
     rep = folder_a.representation
     if folder_b.representation != rep:
         print(f"error: {folder_a.folder} and {folder_b.folder} were made with different settings; run "
@@ -292,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
           f"generator width {args.width} x {args.n_blocks} blocks, on {device}")
 
-    for epoch in range(start_epoch, args.epochs + 1):
+    last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
+    for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
         sums = dict.fromkeys(LOSSES, 0.0)
         start = time.perf_counter()
