@@ -256,7 +256,7 @@ def write_wav(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, pe
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
     loudest = float(np.abs(audio).max()) if audio.size else 0.0
-    gain = peak / loudest if loudest > peak else 1.0
+    gain = (peak - 2.0**-15) / loudest if loudest > peak else 1.0  # room for 16-bit rounding
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")

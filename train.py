@@ -264,7 +264,7 @@ def train(args: argparse.Namespace) -> int:
 
     # data
     folder_a, folder_b = ChunkFolder(args.data / "pop_train"), ChunkFolder(args.data / "jazz_train")
-    val = ChunkFolder(args.data / "pop_val") if (args.data / "pop_val").is_dir() else None
+    val = ChunkFolder(args.data / "pop_val") if any((args.data / "pop_val").glob("*.npy")) else None
     rep = folder_a.representation
     if folder_b.representation != rep:
         print(f"error: {folder_a.folder} and {folder_b.folder} were made with different settings; run "
