@@ -1,15 +1,20 @@
-"""The pix2pix U-Net and PatchGAN (model_pix2pix.py)."""
+"""The pix2pix U-Net and PatchGAN (model_pix2pix.py), and CycleGAN with the U-Net (train.py --generator unet)."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
+import soundfile as sf
 import torch
 from torch import nn
 
+import convert
 import model_cyclegan
+import train
 from model_pix2pix import UnetGenerator, pix2pix_discriminator, unet_levels
+from spectrogram import load_audio
 
 
 @pytest.mark.parametrize("size, levels", [((512, 512), 9), ((256, 256), 8), ((64, 64), 6), ((512, 256), 8),
@@ -98,3 +103,38 @@ def test_pix2pix_discriminator_is_the_cyclegan_class_with_batchnorm():
     assert convolutions(pix2pix) == convolutions(cyclegan)
     scores = pix2pix(torch.rand(3, 2, 64, 128))  # the conditional pair: input and output stacked on channels
     assert scores.shape == (3, 1, 64 // 8 - 2, 128 // 8 - 2)
+
+
+def test_build_generator_picks_the_network_from_the_config():
+    unet = model_cyclegan.build_generator({"generator": "unet", "width": 4, "n_blocks": 9, "image_size": [64, 128]})
+    assert isinstance(unet, UnetGenerator) and unet.image_size == (64, 128)
+    layers = list(unet.modules())
+    assert any(isinstance(layer, nn.InstanceNorm2d) for layer in layers)
+    assert not any(isinstance(layer, (nn.BatchNorm2d, nn.Dropout)) for layer in layers)
+    resnet = model_cyclegan.build_generator({"width": 4, "n_blocks": 2})  # configs from before --generator
+    assert isinstance(resnet, model_cyclegan.ResnetGenerator)
+    with pytest.raises(ValueError, match="unknown generator 'vgg'; this version knows resnet, unet"):
+        model_cyclegan.build_generator({"generator": "vgg", "width": 4})
+
+
+def test_cyclegan_with_unet_trains_resumes_and_converts(dataset, gtzan_mini, tmp_path):
+    run = ["--data", str(dataset), "--checkpoint-dir", str(tmp_path / "ck"), "--samples-dir", str(tmp_path / "s"),
+           "--width", "8", "--steps-per-epoch", "2", "--griffin-lim-iters", "2"]
+    assert train.main([*run, "--generator", "unet", "--epochs", "1"]) == 0
+    assert train.main([*run, "--resume", "--epochs", "2"]) == 0  # no --generator: the checkpoint's choice holds
+    state = model_cyclegan.load_checkpoint(tmp_path / "ck" / "latest.pt")
+    assert state["model"]["generator"] == "unet" and state["model"]["image_size"] == [512, 512]
+    assert [row["epoch"] for row in state["history"]] == [1, 2]
+    assert all(math.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
+    assert (tmp_path / "s" / "epoch_002.png").stat().st_size > 0
+
+    generator, rep = convert.load_generator(tmp_path / "ck" / "latest.pt")
+    assert isinstance(generator, UnetGenerator) and not generator.training
+    song = sorted((gtzan_mini / "pop").glob("*.wav"))[0]
+    output = tmp_path / "song_jazz.wav"
+    assert convert.main([str(song), "-o", str(output), "--checkpoint", str(tmp_path / "ck" / "latest.pt"),
+                         "--griffin-lim-iters", "2"]) == 0
+    audio, sample_rate = sf.read(str(output))
+    assert sample_rate == rep.sample_rate
+    assert len(audio) == len(load_audio(song, rep.sample_rate))
+    assert 0 < abs(audio).max() <= 0.99 + 1e-4
