@@ -48,6 +48,7 @@ class UnetGenerator(nn.Module):
     the last maps to `channels` outputs with tanh. Dropout sits in the first three decoder layers.
     `width` scales every layer (64 in the paper); layers are capped at 8 * width channels.
     `norm_layer` is BatchNorm2d in pix2pix; CycleGAN uses InstanceNorm2d. `dropout` = 0 removes it.
+    pix2pix infers in training mode (section 3.3: dropout is its only noise, BatchNorm uses the test batch).
     Input [B, channels, H, W] with H and W multiples of 2 ** levels -> output of the same shape in [-1, 1].
     Raises ValueError for an invalid `image_size` (see `unet_levels`) or input size.
     """
