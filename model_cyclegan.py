@@ -99,14 +99,27 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
-def build_generator(config: dict) -> nn.Module:
-    """The generator a model config describes: {"generator": "resnet", "width": int, "n_blocks": int}.
+GENERATORS = ("resnet", "unet")  # the choices of train.py --generator
 
-    Raises ValueError for an unknown generator name.
+
+def build_generator(config: dict) -> nn.Module:
+    """The generator a checkpoint's model config describes, so convert.py needs no flag to rebuild it.
+
+    {"generator": "resnet", "width": int, "n_blocks": int}: ResnetGenerator (also when "generator" is absent,
+    as in checkpoints from before the U-Net).
+    {"generator": "unet", "width": int, "image_size": [n_bins, chunk_frames]}: the pix2pix U-Net
+    (model_pix2pix.UnetGenerator) with CycleGAN's InstanceNorm and no dropout, as the authors' CycleGAN code
+    uses it (--norm instance --no_dropout): dropout is pix2pix's noise source and would only blur the cycle.
+    Raises ValueError for an unknown generator name or an image size the U-Net cannot take.
     """
-    if config.get("generator", "resnet") != "resnet":
-        raise ValueError(f"unknown generator {config['generator']!r}; this version knows 'resnet'")
-    return ResnetGenerator(1, config["width"], config["n_blocks"])
+    name = config.get("generator", "resnet")
+    if name == "resnet":
+        return ResnetGenerator(1, config["width"], config["n_blocks"])
+    if name == "unet":
+        from model_pix2pix import UnetGenerator  # here, not at the top: model_pix2pix imports this module
+
+        return UnetGenerator(1, config["width"], tuple(config["image_size"]), nn.InstanceNorm2d, dropout=0.0)
+    raise ValueError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
 
 
 class ImagePool:

@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from convert import convert_audio, pick_device, transform_image  # noqa: E402
-from model_cyclegan import (ImagePool, PatchDiscriminator, build_generator, init_weights,  # noqa: E402
-                            load_checkpoint, save_checkpoint)
+from model_cyclegan import (GENERATORS, ImagePool, PatchDiscriminator, build_generator,  # noqa: E402
+                            init_weights, load_checkpoint, save_checkpoint)
 from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim, image_to_magnitude,  # noqa: E402
                          load_audio, write_wav)
 
@@ -139,6 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--epochs", type=int, default=None, help="half at constant lr, half decaying to 0 (default: 200; with "
         "--resume, the saved number unless given)")
     add("--batch-size", type=int, default=1, help="default: 1, as in the paper")
+    add("--generator", choices=GENERATORS, default="resnet", help="both generators: resnet (Zhu et al. 2017) or "
+        "unet (the pix2pix U-Net, Isola et al. 2017, depth from the chunk size; ignores --n-blocks); saved in the "
+        "checkpoint for convert.py (default: resnet)")
     add("--width", type=int, default=64, help="generator width, 64 in the paper (default: 64)")
     add("--n-blocks", type=int, default=9, help="generator residual blocks, 9 in the paper (default: 9)")
     add("--disc-width", type=int, default=None, help="discriminator width (default: same as --width)")
@@ -261,6 +264,7 @@ def train(args: argparse.Namespace) -> int:
                 "lambda_identity", "pool_size", "griffin_lim_iters", "seed", *(() if args.epochs_given else ("epochs",)))
         for name in kept:
             setattr(args, name, saved[name])
+        args.generator = saved.get("generator", "resnet")  # checkpoints from before --generator hold ResNets
 
     # data
     folder_a, folder_b = ChunkFolder(args.data / "pop_train"), ChunkFolder(args.data / "jazz_train")
@@ -279,8 +283,8 @@ def train(args: argparse.Namespace) -> int:
                         pin_memory=device.type == "cuda")
 
     # models, optimisers, schedules
-    model_config = {"generator": "resnet", "width": args.width, "n_blocks": args.n_blocks,
-                    "disc_width": args.disc_width}
+    model_config = {"generator": args.generator, "width": args.width, "n_blocks": args.n_blocks,
+                    "disc_width": args.disc_width, "image_size": [rep.n_bins, rep.chunk_frames]}
     generator_ab, generator_ba = (init_weights(build_generator(model_config)).to(device) for _ in range(2))
     discriminator_a, discriminator_b = (init_weights(PatchDiscriminator(1, args.disc_width)).to(device)
                                         for _ in range(2))

@@ -1,0 +1,110 @@
+"""The fully-connected GAN (simple_gan.py) on chunks of the shared real jazz clips."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import matplotlib.image
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import simple_gan
+from train import ChunkFolder
+from model_cyclegan import load_checkpoint
+from spectrogram import Representation
+
+TINY = ["--image-size", "32", "--latent-dim", "16", "--hidden", "32", "--batch-size", "8", "--n-wavs", "2",
+        "--griffin-lim-iters", "2"]
+
+
+@pytest.fixture(scope="module")
+def gan_run(dataset, tmp_path_factory) -> dict:
+    """Two epochs of a tiny simple GAN on dataset/jazz_train, then a third by --resume: its folders."""
+    root = tmp_path_factory.mktemp("simple_gan")
+    run = ["--data", str(dataset / "jazz_train"), "--checkpoint", str(root / "gan.pt"), "--samples-dir",
+           str(root / "samples")]
+    first = simple_gan.main([*run, "--epochs", "2", *TINY])
+    saved_after_two = load_checkpoint(root / "gan.pt")
+    resumed = simple_gan.main([*run, "--resume", "--epochs", "3"])  # the tiny settings come from the checkpoint
+    return {"codes": (first, resumed), "saved_after_two": saved_after_two, "checkpoint": root / "gan.pt",
+            "samples": root / "samples", "data": dataset / "jazz_train"}
+
+
+def test_each_epoch_writes_a_png_grid_and_wavs(gan_run):
+    assert gan_run["codes"] == (0, 0)
+    rep = Representation.load_json(gan_run["data"] / "representation.json")
+    for epoch in (1, 2, 3):
+        grid = matplotlib.image.imread(gan_run["samples"] / f"epoch_{epoch:03d}.png")
+        assert grid.shape[0] > 300 and grid.shape[1] > 300 and grid[..., :3].std() > 0.05  # an image, not blank
+        for index in range(2):
+            audio, sample_rate = sf.read(str(gan_run["samples"] / f"epoch_{epoch:03d}_{index}.wav"))
+            assert sample_rate == rep.sample_rate
+            assert len(audio) == (rep.chunk_frames - 1) * rep.hop_length  # one chunk's worth of audio
+            assert np.isfinite(audio).all() and 0.01 < np.abs(audio).max() <= 0.99 + 1e-4
+        assert not (gan_run["samples"] / f"epoch_{epoch:03d}_2.wav").exists()
+
+
+def test_losses_are_finite_and_logged(gan_run):
+    state = load_checkpoint(gan_run["checkpoint"])
+    assert [row["epoch"] for row in state["history"]] == [1, 2, 3]
+    with open(gan_run["samples"] / "losses.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    for row in state["history"]:
+        assert all(math.isfinite(row[name]) for name in simple_gan.LOSSES)
+        assert row["loss_d"] > 0 and row["loss_g"] > 0
+        assert 0 < row["d_real"] < 1 and 0 < row["d_fake"] < 1
+        assert float(rows[row["epoch"] - 1]["loss_d"]) == pytest.approx(row["loss_d"])
+
+
+def test_checkpoint_records_the_representation_and_resume_continues_it(gan_run):
+    state, before = load_checkpoint(gan_run["checkpoint"]), gan_run["saved_after_two"]
+    assert Representation.from_dict(state["representation"]) == \
+        Representation.load_json(gan_run["data"] / "representation.json")
+    assert state["model"] == {"image_size": 32, "latent_dim": 16, "hidden": 32}
+    assert state["epoch"] == 3 and before["epoch"] == 2
+    assert state["history"][:2] == before["history"]
+    assert torch.equal(state["fixed_noise"], before["fixed_noise"])
+    assert not torch.equal(state["generator"]["model.0.weight"], before["generator"]["model.0.weight"])
+
+
+def test_generator_output_has_the_configured_shape_in_range(gan_run):
+    state = load_checkpoint(gan_run["checkpoint"])
+    generator = simple_gan.MlpGenerator(**state["model"])
+    generator.load_state_dict(state["generator"])
+    images = generator(torch.randn(5, 16) * 3)  # large latents push the tanh towards its limits
+    assert images.shape == (5, 1, 32, 32)
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+    discriminator = simple_gan.MlpDiscriminator(32, 32)
+    discriminator.load_state_dict(state["discriminator"])
+    assert discriminator(images).shape == (5,)
+
+
+def test_chunks_are_shrunk_by_averaging_blocks(dataset):
+    folder = ChunkFolder(dataset / "jazz_train")
+    images = simple_gan.shrink_chunks(folder, 64)
+    assert images.shape == (len(folder), 1, 64, 64)
+    chunk = torch.from_numpy(folder[0])
+    assert images[0, 0, 3, 5] == pytest.approx(chunk[24:32, 40:48].mean().item(), abs=1e-5)  # 8x8 blocks of 512x512
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def test_missing_data_folder_says_how_to_make_it(tmp_path, capsys):
+    code = simple_gan.main(["--data", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "gan.pt")])
+    assert code == 1
+    assert "run `uv run audio_preprocessing.py`" in capsys.readouterr().err
+    assert not (tmp_path / "gan.pt").exists()
+
+
+def test_help_gives_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        simple_gan.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: data/jazz_train)", "(default: checkpoints/simple_gan.pt)",
+                    "(default: samples/simple_gan)", "(default: 200;", "(default: 32)", "(default: 64)",
+                    "(default: 100)", "(default: 256)", "(default: 2e-4)", "(default: 2)", "(default: 0)"):
+        assert default in text
