@@ -197,7 +197,8 @@ def write_sample(generator: nn.Module, args: argparse.Namespace, rep: Representa
     elif val is not None:  # the song moved: use a chunk, with Griffin-Lim from zero phase
         before = torch.from_numpy(val[0])
         after = transform_image(generator, before, rep.chunk_frames)
-        converted = griffin_lim(image_to_magnitude(after, rep), None, args.griffin_lim_iters, rep.chunk_samples, rep)
+        length = (rep.chunk_frames - 1) * rep.hop_length  # what 512 centred frames invert to
+        converted = griffin_lim(image_to_magnitude(after, rep), None, args.griffin_lim_iters, length, rep)
     else:
         generator.train()
         return
@@ -316,7 +317,8 @@ def train(args: argparse.Namespace) -> int:
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
-          f"generator width {args.width} x {args.n_blocks} blocks, on {device}")
+          f"{args.generator} generators of width {args.width}"
+          f"{f' with {args.n_blocks} blocks' if args.generator == 'resnet' else ''}, on {device}")
 
     last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
     for epoch in range(start_epoch, last_epoch + 1):

@@ -156,3 +156,16 @@ def test_preprocess_missing_folder_says_where_to_put_songs(tmp_path, capsys):
     assert audio_preprocessing.main(["--pop", str(tmp_path / "pop"), "--jazz", str(tmp_path / "jazz"),
                                      "--output", str(tmp_path / "out")]) == 1
     assert "holds no audio files" in capsys.readouterr().err
+
+
+def test_sample_falls_back_to_a_held_out_chunk_when_the_song_moved(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    listing = data / "pop_val" / "representation.json"
+    saved = json.loads(listing.read_text())
+    saved["songs"] = {str(tmp_path / "moved.wav"): 3}
+    listing.write_text(json.dumps(saved))
+    assert train.main(["--data", str(data), "--checkpoint-dir", str(tmp_path / "c"), "--samples-dir",
+                       str(tmp_path / "s"), "--epochs", "1", "--steps-per-epoch", "1", "--width", "4",
+                       "--n-blocks", "1", "--griffin-lim-iters", "2"]) == 0
+    assert sf.info(str(tmp_path / "s" / "epoch_001.wav")).frames == 511 * 256  # one chunk's 512 frames
