@@ -147,20 +147,20 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
     }
 
 
-def songs_of(folder: Path) -> list[Path]:
-    """The source songs listed in `folder`/representation.json; FileNotFoundError saying what to run if missing."""
+def songs_of(folder: Path, instead: str = "the songs to evaluate") -> list[Path]:
+    """The source songs listed in `folder`/representation.json. Raises FileNotFoundError saying what to run, or
+    to pass `instead`, when it is missing, lists no song or a listed song has moved."""
     marker = folder / "representation.json"
     if not marker.is_file():
-        raise FileNotFoundError(f"{marker} not found: run `uv run audio_preprocessing.py` (or pass --data, or the "
-                                f"songs to evaluate)")
+        raise FileNotFoundError(f"{marker} not found: run `uv run audio_preprocessing.py`, or pass --data or {instead}")
     songs = [Path(song) for song in json.loads(marker.read_text()).get("songs", {})]
     if not songs:
-        raise FileNotFoundError(f"{marker} lists no songs: preprocess with at least 2 songs per domain so one is "
-                                f"held out, or pass the songs to evaluate")
+        raise FileNotFoundError(f"{marker} lists no songs: preprocess at least 2 songs per domain so one is held "
+                                f"out, or pass {instead}")
     missing = [str(song) for song in songs if not song.is_file()]
     if missing:
-        raise FileNotFoundError(f"{folder.name}: songs listed in {marker} are missing: {', '.join(missing)}; pass the "
-                                f"songs on the command line or run audio_preprocessing.py again")
+        raise FileNotFoundError(f"songs listed in {marker} are missing: {', '.join(missing)}; pass {instead}, or "
+                                f"run audio_preprocessing.py again")
     return songs
 
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{folder.folder} was made with other spectrogram settings than {args.checkpoint}: "
                                  f"run audio_preprocessing.py with the checkpoint's settings, or pass --data")
         pop_songs = args.songs or songs_of(args.data / "pop_val")
-        jazz_songs = args.jazz_songs or songs_of(args.data / "jazz_val")
+        jazz_songs = args.jazz_songs or songs_of(args.data / "jazz_val", "--jazz-songs")
         jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
         if len(jazz_chunks) == 0:
             raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
