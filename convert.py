@@ -87,6 +87,22 @@ def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frame
     return (total / weights).cpu()
 
 
+def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, overlap: float = 0.25,
+                      batch_size: int = 4, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(generated |STFT|, the input's complex STFT), both [n_fft//2 + 1, frames], for mono audio [samples].
+
+    Songs shorter than one chunk are zero-padded to rep.chunk_samples first, so frames = 1 + max(samples,
+    chunk_samples) // hop_length. Frames that are digital silence in the input stay silent.
+    """
+    padded = np.pad(audio, (0, max(0, rep.chunk_samples - len(audio)))).astype(np.float32)
+    spectrum = stft(torch.from_numpy(padded), rep)
+    image = magnitude_to_image(spectrum.abs(), rep)
+    output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
+    silent = image.amax(dim=0) <= -1.0
+    output[:, silent] = -1.0
+    return image_to_magnitude(output, rep), spectrum
+
+
 def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
                   overlap: float = 0.25, batch_size: int = 4, progress: bool = False) -> np.ndarray:
     """Style-transfer mono audio [samples] at rep.sample_rate -> audio of exactly the same length.
@@ -94,17 +110,11 @@ def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     Songs shorter than one chunk are zero-padded for the generator and trimmed back. Frames that are digital
     silence in the input stay silent. Phase: `n_iter` Griffin-Lim iterations starting from the input's phase.
     """
-    length = len(audio)
-    padded = np.pad(audio, (0, max(0, rep.chunk_samples - length))).astype(np.float32)
-    spectrum = stft(torch.from_numpy(padded), rep)
-    image = magnitude_to_image(spectrum.abs(), rep)
-    output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
-    silent = image.amax(dim=0) <= -1.0
-    output[:, silent] = -1.0
-    magnitude = image_to_magnitude(output, rep)
+    magnitude, spectrum = convert_magnitude(generator, audio, rep, overlap, batch_size, progress)
     device = next(generator.parameters()).device
-    result = griffin_lim(magnitude.to(device), spectrum.angle().to(device), n_iter, len(padded), rep)
-    return result[:length].cpu().numpy()
+    result = griffin_lim(magnitude.to(device), spectrum.angle().to(device), n_iter,
+                         max(len(audio), rep.chunk_samples), rep)
+    return result[: len(audio)].cpu().numpy()
 
 
 def output_path_for(song: Path, direction: str) -> Path:

@@ -40,6 +40,7 @@ from model_cyclegan import (GENERATORS, ImagePool, PatchDiscriminator, build_gen
                             init_weights, load_checkpoint, save_checkpoint)
 from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim, image_to_magnitude,  # noqa: E402
                          load_audio, write_wav)
+from style_metrics import TransferRateLog  # noqa: E402
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 
@@ -157,6 +158,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--stop-after", type=int, default=0, help="stop after this many epochs in this run, to split a long "
         "run into sessions; carry on with --resume (default: 0 = run to --epochs)")
+    add("--eval-every", type=int, default=0, help="every N epochs, log the style transfer rate of the pop_val "
+        "chunks (evaluate.py's genre classifier, no Griffin-Lim) to <samples-dir>/transfer_rate.csv; 0 = never "
+        "(default: 0)")
     add("--resume", action="store_true", help="continue from <checkpoint-dir>/latest.pt with its saved settings "
         "(--epochs may extend the run)")
     args = parser.parse_args(argv)
@@ -320,6 +324,16 @@ def train(args: argparse.Namespace) -> int:
           f"{args.generator} generators of width {args.width}"
           f"{f' with {args.n_blocks} blocks' if args.generator == 'resnet' else ''}, on {device}")
 
+    transfer_log = None
+    if args.eval_every > 0:
+        try:
+            if val is None:
+                raise FileNotFoundError(f"--eval-every needs held-out pop songs: {args.data / 'pop_val'} is missing")
+            transfer_log = TransferRateLog(folder_a, folder_b, val, args.samples_dir / "transfer_rate.csv", rep)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+
     last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
     for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
@@ -375,6 +389,8 @@ def train(args: argparse.Namespace) -> int:
             write_sample(generator_ab, args, rep, epoch, val)
         except AudioError as error:
             warnings.warn(f"no sample this epoch: {error}")
+        if transfer_log is not None and epoch % args.eval_every == 0:
+            transfer_log(generator_ab, epoch)
         write_loss_log(history, args.samples_dir)
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")
     return 0

@@ -1,0 +1,237 @@
+"""Measure a checkpoint: does its pop -> jazz conversion sound like jazz, is it still the song, how well does it invert?
+
+    uv run evaluate.py --checkpoint checkpoints/latest.pt              # the held-out pop songs of data/pop_val
+    uv run evaluate.py --checkpoint run/latest.pt --data /tmp/d my_song.wav other.flac -o out/eval
+
+- Style transfer rate: a jazz-vs-pop genre classifier (style_metrics.py: scikit-learn logistic regression on
+  librosa MFCC / log-mel statistics of each 5.94 s chunk), trained on the training split only and scored by
+  cross-validation grouped by song, classifies every chunk of the converted songs. Reported next to the same
+  figures for the unconverted songs (the pop baseline) and the held-out jazz songs (the ceiling).
+- Content preservation: chroma cosine similarity between each input chunk and its conversion, next to the
+  similarity of unrelated pop and jazz chunks (the floor).
+- Inversion quality: spectral convergence (dB, lower is better) between the generated magnitude and the STFT
+  magnitude of the audio written from it, for librosa.griffinlim (random initial phase), Griffin-Lim from the
+  song's own phase (what convert.py does) and the song's phase alone; with the seconds each took.
+
+Writes report.md, figures.json, PNGs and the converted WAVs to samples/eval_<checkpoint stem>/ (or --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from convert import convert_magnitude, load_generator, pick_device
+from evaluation_report import write_report
+from model_cyclegan import load_checkpoint
+from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim, load_audio, magnitude_to_image,
+                         spectral_convergence, split_chunks, stft, write_wav)
+from style_metrics import (GenreClassifier, chroma_similarity, features_of, train_genre_classifier,
+                           transfer_figures)
+from train import ChunkFolder
+
+INVERSIONS = {  # name -> what it is, for the report
+    "librosa_griffinlim": "librosa.griffinlim, random initial phase",
+    "source_phase_griffin_lim": "spectrogram.griffin_lim from the input's phase (convert.py)",
+    "source_phase": "the input's phase alone (n_iter = 0)",
+}
+
+
+def invert(magnitude: torch.Tensor, source_phase: torch.Tensor, length: int, rep: Representation,
+           n_iter: int = 32, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
+    """Audio from a generated |STFT| [n_fft//2 + 1, frames] by each of INVERSIONS -> {name: (audio [length], seconds)}.
+
+    source_phase: the input's STFT phase in radians, same shape. librosa.griffinlim runs with its defaults
+    (random initial phase, momentum 0.99) seeded by `seed`; both Griffin-Lims run `n_iter` iterations.
+    """
+    runs = {
+        "librosa_griffinlim": lambda: librosa.griffinlim(
+            magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, window="hann",
+            center=True, length=length, pad_mode="constant", random_state=seed),
+        "source_phase_griffin_lim": lambda: griffin_lim(magnitude, source_phase, n_iter, length, rep).numpy(),
+        "source_phase": lambda: griffin_lim(magnitude, source_phase, 0, length, rep).numpy(),
+    }
+    results = {}
+    for name, run in runs.items():
+        start = time.perf_counter()
+        audio = run()
+        results[name] = (np.asarray(audio, dtype=np.float32), time.perf_counter() - start)
+    return results
+
+
+def inversion_quality(magnitude: torch.Tensor, inversions: dict[str, tuple[np.ndarray, float]],
+                      rep: Representation) -> dict[str, dict]:
+    """{name: {"spectral_convergence_db", "seconds"}}: spectral_convergence between `magnitude` [n_fft//2 + 1,
+    frames] and the STFT magnitude of each inversion's audio (see `invert`)."""
+    return {name: {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.from_numpy(audio), rep).abs()),
+                   "seconds": seconds} for name, (audio, seconds) in inversions.items()}
+
+
+def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, classifier: GenreClassifier,
+                  n_iter: int = 32, seed: int = 0) -> dict:
+    """Convert one pop song (mono audio [samples] at rep.sample_rate, at least one chunk long) and measure it.
+
+    Returns {"seconds": song length, "chunks", "input", "generated", "written" (chunk images [n, n_bins,
+    chunk_frames] of the input, the generator's output and the re-analysed written audio), "audio" (the written
+    audio [samples], source-phase Griffin-Lim), "jazz_probability" {"input", "generated", "written": [n]},
+    "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written": [n]}, "inversion" (see
+    `inversion_quality`)}.
+    """
+    if len(audio) < rep.chunk_samples:
+        raise ValueError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
+    magnitude, spectrum = convert_magnitude(generator, audio, rep)
+    inversions = invert(magnitude, spectrum.angle(), len(audio), rep, n_iter, seed)
+    written = inversions["source_phase_griffin_lim"][0]
+    images = {"input": magnitude_to_image(spectrum.abs(), rep), "generated": magnitude_to_image(magnitude, rep),
+              "written": audio_to_image(written, rep)}
+    chunks = {name: split_chunks(image, rep) for name, image in images.items()}
+    features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
+    return {
+        "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
+        "jazz_probability": {name: classifier.jazz_probability(value) for name, value in features.items()},
+        "is_jazz": {name: classifier.is_jazz(value) for name, value in features.items()},
+        "chroma_similarity": {name: np.array([chroma_similarity(a, b, rep) for a, b in zip(chunks["input"],
+                                                                                              chunks[name])])
+                              for name in ("generated", "written")},
+        "inversion": inversion_quality(magnitude, inversions, rep),
+    }
+
+
+def song_chunks(path: Path, rep: Representation) -> torch.Tensor:
+    """The chunk images [n, n_bins, chunk_frames] of a song file, cut as audio_preprocessing.py cuts them."""
+    return split_chunks(audio_to_image(load_audio(path, rep.sample_rate), rep), rep)
+
+
+def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: GenreClassifier,
+              rep: Representation) -> dict:
+    """The figures of a run: per-song `evaluate_song` results and the held-out jazz chunks -> plain values."""
+    def pooled(key: str, name: str) -> np.ndarray:
+        return np.concatenate([result[key][name] for result in results.values()])
+
+    def transfer(name: str) -> dict:
+        is_jazz = pooled("is_jazz", name)
+        return {"jazz_rate": float(is_jazz.mean()), "jazz_probability": float(pooled("jazz_probability", name).mean()),
+                "chunks": len(is_jazz)}
+
+    inputs = torch.cat([result["input"] for result in results.values()])
+    floor = [chroma_similarity(pop, jazz, rep) for pop in inputs for jazz in jazz_chunks]
+    inversion = {name: {"spectral_convergence_db": float(np.mean([r["inversion"][name]["spectral_convergence_db"]
+                                                                   for r in results.values()])),
+                        "seconds": float(sum(r["inversion"][name]["seconds"] for r in results.values())),
+                        "method": INVERSIONS[name]} for name in INVERSIONS}
+    return {
+        "classifier": classifier.summary(),
+        "style_transfer": {"pop_baseline": transfer("input"), "converted": transfer("generated"),
+                           "converted_audio": transfer("written"),
+                           "jazz_ceiling": transfer_figures(classifier, features_of(jazz_chunks, rep))},
+        "content": {"chroma_similarity": float(np.nanmean(pooled("chroma_similarity", "generated"))),
+                    "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
+                    "chroma_similarity_floor": float(np.nanmean(floor))},
+        "inversion": inversion,
+        "audio_seconds": float(sum(result["seconds"] for result in results.values())),
+        "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
+                              "jazz_rate": float(result["is_jazz"]["generated"].mean()),
+                              "jazz_rate_baseline": float(result["is_jazz"]["input"].mean()),
+                              "chroma_similarity": float(np.nanmean(result["chroma_similarity"]["generated"])),
+                              "inversion_db": {name: value["spectral_convergence_db"]
+                                               for name, value in result["inversion"].items()}}
+                  for song, result in results.items()},
+    }
+
+
+def songs_of(folder: Path, instead: str = "the songs to evaluate") -> list[Path]:
+    """The source songs listed in `folder`/representation.json. Raises FileNotFoundError saying what to run, or
+    to pass `instead`, when it is missing, lists no song or a listed song has moved."""
+    marker = folder / "representation.json"
+    if not marker.is_file():
+        raise FileNotFoundError(f"{marker} not found: run `uv run audio_preprocessing.py`, or pass --data or {instead}")
+    songs = [Path(song) for song in json.loads(marker.read_text()).get("songs", {})]
+    if not songs:
+        raise FileNotFoundError(f"{marker} lists no songs: preprocess at least 2 songs per domain so one is held "
+                                f"out, or pass {instead}")
+    missing = [str(song) for song in songs if not song.is_file()]
+    if missing:
+        raise FileNotFoundError(f"songs listed in {marker} are missing: {', '.join(missing)}; pass {instead}, or "
+                                f"run audio_preprocessing.py again")
+    return songs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("songs", nargs="*", type=Path, help="pop songs to convert and measure (default: those listed in "
+        "<data>/pop_val/representation.json)")
+    add("--checkpoint", type=Path, default=Path("checkpoints/latest.pt"), help="train.py checkpoint (default: "
+        "checkpoints/latest.pt)")
+    add("--data", type=Path, default=Path("data"), help="audio_preprocessing.py output: the classifier trains on "
+        "pop_train/ and jazz_train/ (default: data)")
+    add("--jazz-songs", nargs="+", type=Path, help="real jazz for the ceiling and the chroma floor (default: those "
+        "listed in <data>/jazz_val/representation.json)")
+    add("-o", "--output", type=Path, help="report folder (default: samples/eval_<checkpoint stem>)")
+    add("--griffin-lim-iters", type=int, default=32, help="iterations of both Griffin-Lims (default: 32)")
+    add("--seed", type=int, default=0, help="cross-validation folds and librosa's random phase (default: 0)")
+    add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
+    args = parser.parse_args(argv)
+    args.output = args.output or Path("samples") / f"eval_{args.checkpoint.stem}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        generator, rep = load_generator(args.checkpoint, "pop2jazz", pick_device(args.device))
+        folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
+        for folder in folders.values():
+            if folder.representation != rep:
+                raise ValueError(f"{folder.folder} was made with other spectrogram settings than {args.checkpoint}: "
+                                 f"run audio_preprocessing.py with the checkpoint's settings, or pass --data")
+        pop_songs = args.songs or songs_of(args.data / "pop_val")
+        jazz_songs = args.jazz_songs or songs_of(args.data / "jazz_val", "--jazz-songs")
+        jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
+        if len(jazz_chunks) == 0:
+            raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
+                             f"({rep.chunk_seconds:.2f} s)")
+        classifier = train_genre_classifier(folders["pop_train"], folders["jazz_train"], rep, seed=args.seed,
+                                            progress=True)
+        frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
+        invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
+               (frames - 1) * rep.hop_length, rep, n_iter=1)
+        results = {}
+        for song in tqdm(pop_songs, desc="evaluating", unit="song"):
+            audio = load_audio(song, rep.sample_rate)
+            if len(audio) < rep.chunk_samples:
+                raise AudioError(f"{song}: {len(audio) / rep.sample_rate:.2f} s is shorter than one chunk "
+                                 f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
+            results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
+            write_wav(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate)
+        state = load_checkpoint(args.checkpoint)
+        figures = {"checkpoint": str(args.checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
+                   "data": str(args.data), "representation": rep.to_dict(),
+                   "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep)}
+        write_report(figures, results, rep, args.output)
+    except (FileNotFoundError, ValueError) as error:  # AudioError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot write to {args.output}: {error.strerror or error}; pass -o with a writable folder",
+              file=sys.stderr)
+        return 1
+    transfer = figures["style_transfer"]
+    print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%}; classified jazz: "
+          f"pop {transfer['pop_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
+          f"real jazz {transfer['jazz_ceiling']['jazz_rate']:.0%}; chroma similarity "
+          f"{figures['content']['chroma_similarity']:.3f} (floor {figures['content']['chroma_similarity_floor']:.3f})"
+          f"\nreport: {args.output / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The files evaluate.py writes: figures.json, report.md and its PNGs (spectrograms, chroma, a bar chart)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from spectrogram import Representation, atomic_write_bytes  # noqa: E402
+from style_metrics import chroma, image_magnitude  # noqa: E402
+
+PANELS = {"input": "pop input", "generated": "generated spectrogram", "written": "written audio (re-analysed)"}
+TRANSFER_ROWS = {"pop_baseline": "pop input (baseline)", "converted": "converted: generated spectrogram",
+                 "converted_audio": "converted: written audio", "jazz_ceiling": "real jazz (ceiling)"}
+
+
+def plain(value):
+    """`value` with numpy scalars made Python numbers and NaN / inf made None, so the JSON is standard."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def whole(chunks: torch.Tensor) -> np.ndarray:
+    """Chunks [n, n_bins, chunk_frames] side by side in time -> [n_bins, n * chunk_frames]."""
+    return torch.cat(list(chunks), dim=-1).numpy()
+
+
+def plot_spectrograms(result: dict, rep: Representation, title: str, path: Path) -> None:
+    """Input, generated and written-audio spectrograms of one song (dB re full scale), side by side."""
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True, layout="constrained")
+    for axis, (name, label) in zip(axes, PANELS.items()):
+        image = whole(result[name])
+        extent = (0, image.shape[-1] * rep.hop_length / rep.sample_rate, 0, rep.sample_rate / 2000)
+        shown = axis.imshow((image + 1) / 2 * (rep.db_max - rep.db_min) + rep.db_min, origin="lower", aspect="auto",
+                            extent=extent, cmap="magma", vmin=rep.db_min, vmax=rep.db_max)
+        probability = result["jazz_probability"][name].mean()
+        axis.set(title=f"{label}\nmean P(jazz) {probability:.2f}", xlabel="time (s)")
+    axes[0].set_ylabel("frequency (kHz)")
+    figure.colorbar(shown, ax=axes, label="dB")
+    figure.suptitle(title)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def plot_chroma(result: dict, rep: Representation, title: str, path: Path) -> None:
+    """Chroma of the input, the generated spectrogram and the written audio of one song, side by side."""
+    figure, axes = plt.subplots(1, 3, figsize=(15, 3.5), sharey=True, layout="constrained")
+    for axis, (name, label) in zip(axes, PANELS.items()):
+        values = chroma(image_magnitude(whole(result[name]), rep), rep)
+        extent = (0, values.shape[-1] * rep.hop_length / rep.sample_rate, -0.5, 11.5)
+        axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="gray_r", vmin=0, vmax=1,
+                    interpolation="nearest")
+        similarity = "" if name == "input" else \
+            f"\nchroma similarity to input {np.nanmean(result['chroma_similarity'][name]):.3f}"
+        axis.set(title=f"{label}{similarity}", xlabel="time (s)")
+    axes[0].set(yticks=range(12), yticklabels=["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])
+    figure.suptitle(title)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def plot_metrics(figures: dict, path: Path) -> None:
+    """Bar charts: fraction classified jazz and mean P(jazz); chroma similarity; inversion spectral convergence."""
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    transfer = figures["style_transfer"]
+    positions = np.arange(len(TRANSFER_ROWS))
+    for offset, key, label in ((-0.2, "jazz_rate", "classified jazz"), (0.2, "jazz_probability", "mean P(jazz)")):
+        axes[0].bar(positions + offset, [transfer[row][key] for row in TRANSFER_ROWS], 0.4, label=label)
+    axes[0].set(xticks=positions, ylim=(0, 1), title="style transfer",
+                xticklabels=["pop", "converted\n(spectrogram)", "converted\n(audio)", "real jazz"])
+    axes[0].legend()
+    content = figures["content"]
+    axes[1].bar(["converted\n(spectrogram)", "converted\n(audio)", "unrelated pop/jazz\n(floor)"],
+                [content["chroma_similarity"], content["chroma_similarity_audio"], content["chroma_similarity_floor"]],
+                color=["C0", "C0", "C7"])
+    axes[1].set(ylim=(0, 1), title="content: chroma cosine similarity to the input")
+    inversion = figures["inversion"]
+    axes[2].bar(["librosa\ngriffinlim", "griffin_lim from\nsource phase", "source phase\nalone"],
+                [inversion[name]["spectral_convergence_db"] for name in inversion], color="C2")
+    axes[2].set(ylabel="dB (lower is better)", title="inversion: spectral convergence")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def number(value: float | None, form: str = ".3f") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, form)
+
+
+def markdown(figures: dict, images: dict[str, list[str]]) -> str:
+    """report.md: the tables of `figures` (see evaluate.summarise) and links to the PNGs."""
+    classifier, transfer = figures["classifier"], figures["style_transfer"]
+    content, inversion = figures["content"], figures["inversion"]
+    lines = [f"# Evaluation of `{figures['checkpoint']}` (epoch {figures['epoch']})", "",
+             f"Model {figures['model']}; data `{figures['data']}`; {len(figures['songs'])} pop song(s), "
+             f"{figures['audio_seconds']:.1f} s of audio, cut into {transfer['converted']['chunks']} chunks of "
+             f"{figures['representation']['chunk_frames']} frames.", "",
+             "## Style transfer", "",
+             f"Genre classifier: {classifier['model']} on {classifier['features']} librosa features per chunk, "
+             f"trained on {classifier['train_songs']['pop']} pop and {classifier['train_songs']['jazz']} jazz "
+             f"training songs ({classifier['train_chunks']['pop']} + {classifier['train_chunks']['jazz']} chunks); "
+             f"cross-validated accuracy grouped by song **{number(classifier['cv_accuracy'], '.1%')}** "
+             f"(± {number(classifier['cv_accuracy_std'], '.1%')} over {classifier['cv_folds']} folds).", "",
+             "| chunks | classified jazz | mean P(jazz) | n |", "|---|---:|---:|---:|"]
+    lines += [f"| {label} | {number(transfer[key]['jazz_rate'], '.1%')} | "
+              f"{number(transfer[key]['jazz_probability'])} | {transfer[key]['chunks']} |"
+              for key, label in TRANSFER_ROWS.items()]
+    lines += ["", "## Content preservation", "", "| chroma cosine similarity | mean |", "|---|---:|",
+              f"| input vs converted (generated spectrogram) | {number(content['chroma_similarity'])} |",
+              f"| input vs converted (written audio) | {number(content['chroma_similarity_audio'])} |",
+              f"| unrelated pop vs jazz chunks (floor) | {number(content['chroma_similarity_floor'])} |",
+              "", "## Inversion quality", "",
+              f"Spectral convergence between the generated magnitude and the STFT magnitude of the audio written "
+              f"from it (lower is better); Griffin-Lim with {figures['griffin_lim_iters']} iterations.", "",
+              "| method | spectral convergence (dB) | seconds |", "|---|---:|---:|"]
+    lines += [f"| {value['method']} | {number(value['spectral_convergence_db'], '.2f')} | "
+              f"{number(value['seconds'], '.2f')} |" for value in inversion.values()]
+    lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → after) | chroma similarity | "
+              "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
+    for song, value in figures["songs"].items():
+        decibels = " / ".join(number(db, ".1f") for db in value["inversion_db"].values())
+        lines.append(f"| `{song}` | {value['chunks']} | {number(value['jazz_rate_baseline'], '.0%')} → "
+                     f"{number(value['jazz_rate'], '.0%')} | {number(value['chroma_similarity'])} | {decibels} |")
+    lines += ["", "![metrics](metrics.png)", ""]
+    for song, names in images.items():
+        lines += [f"### `{Path(song).name}`", "", *[f"![{name}]({name})" for name in names], ""]
+    return "\n".join(lines)
+
+
+def write_report(figures: dict, results: dict, rep: Representation, output: Path) -> None:
+    """Write figures.json, report.md, metrics.png and per song <stem>_spectrograms.png and <stem>_chroma.png."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    plot_metrics(figures, output / "metrics.png")
+    figures = plain(figures)
+    atomic_write_bytes(output / "figures.json", json.dumps(figures, indent=2, allow_nan=False).encode())
+    images = {}
+    for song, result in results.items():
+        stem = Path(song).stem
+        names = [f"{stem}_spectrograms.png", f"{stem}_chroma.png"]
+        plot_spectrograms(result, rep, Path(song).name, output / names[0])
+        plot_chroma(result, rep, Path(song).name, output / names[1])
+        images[str(song)] = names
+    atomic_write_bytes(output / "report.md", markdown(figures, images).encode())
