@@ -297,6 +297,7 @@ class Exploit:
 MARKER = Path("/tmp/pop2jazz_exploit_ran")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the plain pickle below is protocol 4
 def test_crafted_checkpoint_is_refused_without_running_code(tmp_path, checkpoint, capsys):
     MARKER.unlink(missing_ok=True)
     crafted = tmp_path / "crafted.pt"

@@ -89,7 +89,8 @@ def test_tiny_training_run_writes_checkpoint_samples_and_losses(tiny_run):
     state = load_checkpoint(tiny_run["checkpoints"] / "latest.pt")
     assert state["epoch"] == 2
     assert state["representation"] == REP.to_dict()
-    assert state["model"] == {"generator": "resnet", "width": 8, "n_blocks": 2, "disc_width": 8}
+    assert state["model"] == {"generator": "resnet", "width": 8, "n_blocks": 2, "disc_width": 8,
+                              "image_size": [512, 512]}
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert all(np.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
     assert state["optimizer_g"]["state"][0]["step"] == 6  # 2 epochs x 3 steps
