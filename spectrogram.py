@@ -234,7 +234,7 @@ def griffin_lim(magnitude: torch.Tensor, init_phase: torch.Tensor | None, n_iter
         rebuilt = stft(istft(magnitude * angles, length, rep), rep)
         accelerated = rebuilt - (momentum / (1 + momentum)) * previous
         previous = rebuilt
-        angles = accelerated / (accelerated.abs() + 1e-16)
+        angles = torch.sgn(accelerated)  # z / |z|, 0 for 0: one pass instead of abs, add and divide
     return istft(magnitude * angles, length, rep)
 
 
