@@ -7,7 +7,8 @@
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
-CUDA with bf16 autocast when there is a GPU, otherwise the CPU. After every epoch: checkpoints/latest.pt
+CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
+`torchrun --nproc_per_node=N train.py` (train_speed.py). After every epoch: checkpoints/latest.pt
 (written atomically), samples/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), and samples/losses.csv / losses.png.
 """
@@ -35,6 +36,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import train_speed  # noqa: E402
 from convert import convert_audio, pick_device, transform_image  # noqa: E402
 from model_cyclegan import (ImagePool, PatchDiscriminator, build_generator, init_weights,  # noqa: E402
                             load_checkpoint, save_checkpoint)
@@ -138,7 +140,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pool-size", type=int, default=50, help="image_pool size per discriminator (default: 50)")
     add("--griffin-lim-iters", type=int, default=32, help="for the sample WAVs (default: 32)")
     add("--seed", type=int, default=0, help="default: 0")
-    add("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    train_speed.add_arguments(add)  # --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--resume", action="store_true", help="continue from <checkpoint-dir>/latest.pt with its saved settings "
         "(--epochs may extend the run)")
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint_path = args.checkpoint_dir / "latest.pt"
     device = pick_device(args.device)
+    ranks, device = train_speed.setup_distributed(device)
     state = None
     if args.resume:
         try:
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seed_everything(args.seed)
     dataset = UnpairedChunks(folder_a, folder_b, args.seed)
-    loader = DataLoader(dataset, args.batch_size, shuffle=False, num_workers=args.workers, drop_last=True,
+    loader = DataLoader(dataset, args.batch_size, sampler=train_speed.data_sampler(dataset, ranks), shuffle=False,
+                        num_workers=train_speed.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
 
     # models, optimisers, schedules
@@ -285,18 +289,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
             return 0
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
+    generator_ab, generator_ba, discriminator_a, discriminator_b = train_speed.training_forms(
+        [generator_ab, generator_ba, discriminator_a, discriminator_b], device, ranks, args.channels_last,
+        args.compile)
     mse, l1 = nn.MSELoss(), nn.L1Loss()
     weight_identity = args.lambda_identity * args.lambda_cycle
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
-          f"generator width {args.width} x {args.n_blocks} blocks, on {device}")
+          f"generator width {args.width} x {args.n_blocks} blocks, on {device}"
+          f"{f' x {ranks.world_size} processes' if ranks.world_size > 1 else ''}")
 
     for epoch in range(start_epoch, args.epochs + 1):
         dataset.set_epoch(epoch)
         sums = dict.fromkeys(LOSSES, 0.0)
         start = time.perf_counter()
-        bar = tqdm(itertools.islice(loader, steps), total=steps, desc=f"epoch {epoch}/{args.epochs}", unit="step")
+        bar = tqdm(itertools.islice(loader, steps), total=steps, desc=f"epoch {epoch}/{args.epochs}", unit="step",
+                   disable=not ranks.is_main)
         for step, (real_a, real_b) in enumerate(bar, 1):
             real_a, real_b = real_a.to(device, non_blocking=True), real_b.to(device, non_blocking=True)
             # generators: fool both discriminators, close both cycles, leave in-domain input alone
@@ -326,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             (losses_d[0] + losses_d[1]).backward()
             optimizer_d.step()
 
-            values = dict(zip(LOSSES, torch.stack([loss_g_gan, loss_cycle, loss_identity, *losses_d]).tolist()))
+            values = torch.stack([loss_g_gan, loss_cycle, loss_identity, *losses_d]).detach()
+            values = dict(zip(LOSSES, train_speed.mean_across_ranks(values, ranks).tolist()))
             if not all(math.isfinite(v) for v in values.values()):
                 print(f"\nerror: non-finite loss at epoch {epoch}, step {step}: {values}. Stopped; "
                       f"{checkpoint_path} still holds the last good epoch. Try a lower --lr.", file=sys.stderr)
@@ -338,12 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         scheduler_d.step()
         history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()},
                         "lr": optimizer_g.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        if not ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
+            continue
         save_checkpoint(checkpoint_path, {
             "epoch": epoch, "representation": rep.to_dict(), "model": model_config, "history": history,
             "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
             "rng": rng_state(), **{name: module.state_dict() for name, module in modules.items()}})
         try:
-            write_sample(generator_ab, args, rep, epoch, val)
+            write_sample(modules["generator_ab"], args, rep, epoch, val)
         except AudioError as error:
             warnings.warn(f"no sample this epoch: {error}")
         write_loss_log(history, args.samples_dir)
