@@ -24,7 +24,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,11 +38,9 @@ import torch
 
 import audio_preprocessing
 import train
-from convert import convert_file
-from model_cyclegan import build_generator, init_weights, load_checkpoint
+from model_cyclegan import load_checkpoint
 from spectrogram import (Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio,
                          spectral_convergence, stft)
-from streaming import run_generator, window_starts
 
 CLIPS = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
 FULL = {"generator": (64, 9), "cpu_generator": (16, 3), "clips": 20, "short_seconds": 30.0, "n_iter": 32,
@@ -65,41 +62,14 @@ def make_songs(clips: Path, count: int, short_seconds: float, folder: Path) -> t
     return folder / "long.wav", folder / "short.wav"
 
 
-def convert_in_this_process(config: dict) -> dict:
-    """One conversion, as measured in a fresh process (see `convert_in_child`); config as built there."""
-    torch.manual_seed(0)
-    torch.set_num_threads(config["threads"])
-    rep, device = Representation(), torch.device(config["device"])
-    width, n_blocks = config["generator"]
-    generator = init_weights(build_generator({"generator": "resnet", "width": width, "n_blocks": n_blocks}))
-    generator = generator.to(device).eval()
-    result = {}
-    if config["time_forward"]:
-        windows = torch.rand(config["batch_size"], rep.n_bins, rep.chunk_frames) * 2 - 1
-        run_generator(generator, windows)  # the first call picks kernels and allocates
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
-            run_generator(generator, windows)  # returns on the CPU, so CUDA work is finished
-            times.append(time.perf_counter() - start)
-        result["forward_seconds_per_window"] = min(times) / config["batch_size"]
-    start = time.perf_counter()
-    seconds, _ = convert_file(generator, Path(config["song"]), Path(config["output"]), rep, config["n_iter"],
-                              batch_size=config["batch_size"])
-    result.update(audio_seconds=seconds, seconds=time.perf_counter() - start,
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
-    frames = 1 + max(round(seconds * rep.sample_rate), rep.chunk_samples) // rep.hop_length
-    result["windows"] = len(window_starts(frames, rep.chunk_frames, 0.25))
-    return result
-
-
 def convert_in_child(song: Path, output: Path, generator: tuple[int, int], n_iter: int, batch_size: int,
                      device: str, time_forward: bool) -> dict:
-    """Run `convert_in_this_process` in a fresh Python, so that its peak RSS is this conversion's alone."""
+    """benchmark_convert.py in a fresh Python, so that its peak RSS is this conversion's alone: its figures."""
     config = {"song": str(song), "output": str(output), "generator": generator, "n_iter": n_iter,
               "batch_size": batch_size, "device": device, "time_forward": time_forward,
               "threads": torch.get_num_threads()}
-    run = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("benchmark_convert.py")), json.dumps(config)],
+                         capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"conversion of {song} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -289,15 +259,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     parser.add_argument("--compile", action="store_true", help="pass --compile to train.py")
     parser.add_argument("--channels-last", action="store_true", help="pass --channels-last to train.py")
-    parser.add_argument("--child", help=argparse.SUPPRESS)  # one conversion, in a fresh process
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        print(json.dumps(convert_in_this_process(json.loads(args.child))))
-        return 0
     if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
         print(f"error: {args.clips} has no pop/ and jazz/ folders of clips; pass --clips", file=sys.stderr)
         return 1

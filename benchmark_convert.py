@@ -1,0 +1,56 @@
+"""One conversion for benchmark.py, in a process of its own, so that its peak RSS is the conversion's alone.
+
+    python benchmark_convert.py '{"song": ..., "output": ..., "generator": [64, 9], "n_iter": 32,
+                                  "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2}'
+
+Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb, windows and,
+with time_forward, forward_seconds_per_window (the least of 2 timed generator calls on batch_size windows).
+It imports what convert.py imports and no more.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from convert import convert_file
+from model_cyclegan import build_generator, init_weights
+from spectrogram import Representation
+from streaming import run_generator, window_starts
+
+
+def convert_in_this_process(config: dict) -> dict:
+    """Convert config["song"] with a random-weight generator of config["generator"] = (width, n_blocks): figures."""
+    torch.manual_seed(0)
+    torch.set_num_threads(config["threads"])
+    rep, device = Representation(), torch.device(config["device"])
+    width, n_blocks = config["generator"]
+    generator = init_weights(build_generator({"generator": "resnet", "width": width, "n_blocks": n_blocks}))
+    generator = generator.to(device).eval()
+    result = {}
+    if config["time_forward"]:
+        windows = torch.rand(config["batch_size"], rep.n_bins, rep.chunk_frames) * 2 - 1
+        run_generator(generator, windows)  # the first call picks kernels and allocates
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            run_generator(generator, windows)  # returns on the CPU, so CUDA work is finished
+            times.append(time.perf_counter() - start)
+        result["forward_seconds_per_window"] = min(times) / config["batch_size"]
+    start = time.perf_counter()
+    seconds, _ = convert_file(generator, Path(config["song"]), Path(config["output"]), rep, config["n_iter"],
+                              batch_size=config["batch_size"])
+    result.update(audio_seconds=seconds, seconds=time.perf_counter() - start,
+                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    frames = 1 + max(round(seconds * rep.sample_rate), rep.chunk_samples) // rep.hop_length
+    result["windows"] = len(window_starts(frames, rep.chunk_frames, 0.25))
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(convert_in_this_process(json.loads(sys.argv[1]))))
