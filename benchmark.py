@@ -169,7 +169,9 @@ def measure_conversion(long: Path, short: Path, folder: Path, generator: tuple[i
                "fraction_of_bound": bound_seconds / long_run["seconds"]}
     memory = {"long_audio_seconds": long_run["audio_seconds"], "short_audio_seconds": runs["short"]["audio_seconds"],
               "peak_rss_mb_long": long_run["peak_rss_mb"], "peak_rss_mb_short": runs["short"]["peak_rss_mb"],
-              "peak_rss_ratio": long_run["peak_rss_mb"] / runs["short"]["peak_rss_mb"]}
+              "peak_rss_ratio": long_run["peak_rss_mb"] / runs["short"]["peak_rss_mb"],
+              "peak_rss_growth_mb": long_run["peak_rss_mb"] - runs["short"]["peak_rss_mb"],
+              "rss_after_imports_mb": long_run["rss_after_imports_mb"]}
     return convert, memory
 
 
@@ -221,6 +223,8 @@ def table(results: dict) -> str:
         (f"peak RSS {memory['long_audio_seconds'] / 60:.1f} min / {memory['short_audio_seconds']:.0f} s song",
          f"{memory['peak_rss_mb_long']:.0f} / {memory['peak_rss_mb_short']:.0f} MB = {memory['peak_rss_ratio']:.2f}",
          "<= 1.5", met["peak_rss_ratio"]),
+        ("  growth long - short; RSS after the imports alone",
+         f"{memory['peak_rss_growth_mb']:+.0f} MB; {memory['rss_after_imports_mb']:.0f} MB", "", ""),
     ]
     for key, label in (("librosa_griffinlim", "librosa.griffinlim, random phase"),
                        ("source_phase", "griffin_lim from source phase, torch STFT"),

@@ -3,8 +3,9 @@
     python benchmark_convert.py '{"song": ..., "output": ..., "generator": [64, 9], "n_iter": 32,
                                   "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2}'
 
-Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb, windows and,
-with time_forward, forward_seconds_per_window (the least of 2 timed generator calls on batch_size windows).
+Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb,
+rss_after_imports_mb, windows and, with time_forward, forward_seconds_per_window (the least of 2 timed generator
+calls on batch_size windows).
 It imports what convert.py imports and no more.
 """
 
@@ -24,6 +25,11 @@ from spectrogram import Representation
 from streaming import run_generator, window_starts
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (getrusage gives KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def convert_in_this_process(config: dict) -> dict:
     """Convert config["song"] with a random-weight generator of config["generator"] = (width, n_blocks): figures."""
     torch.manual_seed(0)
@@ -32,7 +38,7 @@ def convert_in_this_process(config: dict) -> dict:
     width, n_blocks = config["generator"]
     generator = init_weights(build_generator({"generator": "resnet", "width": width, "n_blocks": n_blocks}))
     generator = generator.to(device).eval()
-    result = {}
+    result = {"rss_after_imports_mb": peak_rss_mb()}
     if config["time_forward"]:
         windows = torch.rand(config["batch_size"], rep.n_bins, rep.chunk_frames) * 2 - 1
         run_generator(generator, windows)  # the first call picks kernels and allocates
@@ -46,7 +52,7 @@ def convert_in_this_process(config: dict) -> dict:
     seconds, _ = convert_file(generator, Path(config["song"]), Path(config["output"]), rep, config["n_iter"],
                               batch_size=config["batch_size"])
     result.update(audio_seconds=seconds, seconds=time.perf_counter() - start,
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+                  peak_rss_mb=peak_rss_mb())
     frames = 1 + max(round(seconds * rep.sample_rate), rep.chunk_samples) // rep.hop_length
     result["windows"] = len(window_starts(frames, rep.chunk_frames, 0.25))
     return result

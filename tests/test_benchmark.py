@@ -40,7 +40,8 @@ def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
     assert 68 < convert["audio_seconds"] < 70  # the first 4 clips
     assert convert["windows"] == 16  # 5932 frames: 15 windows every 384 frames, and one ending at the last
     assert convert["real_time_factor"] > 0 and 0 < convert["fraction_of_bound"]
-    assert memory["short_audio_seconds"] == 20.0 and memory["peak_rss_mb_short"] > 100
+    assert memory["short_audio_seconds"] == 20.0
+    assert memory["peak_rss_mb_short"] > memory["rss_after_imports_mb"] > 10
     # the source phase starts Griffin-Lim close to the answer; librosa's random phase does not
     assert inversion["source_phase"]["spectral_convergence_db"] < inversion["librosa_griffinlim"][
         "spectral_convergence_db"] - 15
