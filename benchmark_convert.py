@@ -6,7 +6,7 @@
 Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb,
 rss_after_imports_mb, windows and, with time_forward, forward_seconds_per_window (the least of 2 timed generator
 calls on batch_size windows).
-It imports what convert.py imports and no more.
+It imports what convert.py imports and no more, and sets up the process as convert.py does.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 
 from convert import convert_file
 from model_cyclegan import build_generator, init_weights
+from speed import keep_freed_memory
 from spectrogram import Representation
 from streaming import run_generator, window_starts
 
@@ -32,6 +33,7 @@ def peak_rss_mb() -> float:
 
 def convert_in_this_process(config: dict) -> dict:
     """Convert config["song"] with a random-weight generator of config["generator"] = (width, n_blocks): figures."""
+    keep_freed_memory()  # as convert.py's main does
     torch.manual_seed(0)
     torch.set_num_threads(config["threads"])
     rep, device = Representation(), torch.device(config["device"])

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from model_cyclegan import build_generator, load_checkpoint
+from speed import keep_freed_memory
 from spectrogram import (AudioError, Representation, griffin_lim, image_to_magnitude, magnitude_to_image,
                          read_audio_blocks, stft, write_wav_blocks)
 from streaming import convert_stream, crossfade_window, run_generator, window_starts
@@ -165,6 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
+    keep_freed_memory()
     try:
         generator, rep = load_generator(args.checkpoint, args.direction, device)
     except (FileNotFoundError, ValueError) as error:

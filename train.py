@@ -8,7 +8,7 @@ The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
 CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
-`torchrun --nproc_per_node=N train.py` (train_speed.py). After every epoch: checkpoints/latest.pt
+`torchrun --nproc_per_node=N train.py` (speed.py). After every epoch: checkpoints/latest.pt
 (written atomically), samples/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), and samples/losses.csv / losses.png.
 """
@@ -36,7 +36,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import train_speed  # noqa: E402
+import speed  # noqa: E402
 from convert import convert_audio, pick_device, transform_image  # noqa: E402
 from model_cyclegan import (ImagePool, PatchDiscriminator, build_generator, init_weights,  # noqa: E402
                             load_checkpoint, save_checkpoint)
@@ -140,7 +140,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pool-size", type=int, default=50, help="image_pool size per discriminator (default: 50)")
     add("--griffin-lim-iters", type=int, default=32, help="for the sample WAVs (default: 32)")
     add("--seed", type=int, default=0, help="default: 0")
-    train_speed.add_arguments(add)  # --workers, --compile, --channels-last
+    speed.add_arguments(add)  # --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--resume", action="store_true", help="continue from <checkpoint-dir>/latest.pt with its saved settings "
         "(--epochs may extend the run)")
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint_path = args.checkpoint_dir / "latest.pt"
     device = pick_device(args.device)
-    ranks, device = train_speed.setup_distributed(device)
+    ranks, device = speed.setup_distributed(device)
+    speed.keep_freed_memory()
     state = None
     if args.resume:
         try:
@@ -256,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seed_everything(args.seed)
     dataset = UnpairedChunks(folder_a, folder_b, args.seed)
-    loader = DataLoader(dataset, args.batch_size, sampler=train_speed.data_sampler(dataset, ranks), shuffle=False,
-                        num_workers=train_speed.loader_workers(args.workers, device), drop_last=True,
+    loader = DataLoader(dataset, args.batch_size, sampler=speed.data_sampler(dataset, ranks), shuffle=False,
+                        num_workers=speed.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
 
     # models, optimisers, schedules
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
             return 0
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
-    generator_ab, generator_ba, discriminator_a, discriminator_b = train_speed.training_forms(
+    generator_ab, generator_ba, discriminator_a, discriminator_b = speed.training_forms(
         [generator_ab, generator_ba, discriminator_a, discriminator_b], device, ranks, args.channels_last,
         args.compile)
     mse, l1 = nn.MSELoss(), nn.L1Loss()
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             optimizer_d.step()
 
             values = torch.stack([loss_g_gan, loss_cycle, loss_identity, *losses_d]).detach()
-            values = dict(zip(LOSSES, train_speed.mean_across_ranks(values, ranks).tolist()))
+            values = dict(zip(LOSSES, speed.mean_across_ranks(values, ranks).tolist()))
             if not all(math.isfinite(v) for v in values.values()):
                 print(f"\nerror: non-finite loss at epoch {epoch}, step {step}: {values}. Stopped; "
                       f"{checkpoint_path} still holds the last good epoch. Try a lower --lr.", file=sys.stderr)

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 import train
-import train_speed
+import speed
 
 networks, initial, indices = [], [], []
-training_forms, get_item = train_speed.training_forms, train.UnpairedChunks.__getitem__
+training_forms, get_item = speed.training_forms, train.UnpairedChunks.__getitem__
 
 
 def recording_forms(plain, *args, **kwargs):
@@ -31,7 +31,7 @@ def recording_get_item(self, index):
     return get_item(self, index)
 
 
-train_speed.training_forms, train.UnpairedChunks.__getitem__ = recording_forms, recording_get_item
+speed.training_forms, train.UnpairedChunks.__getitem__ = recording_forms, recording_get_item
 code = train.main(sys.argv[2:])
 torch.save({"code": code, "indices": indices, "initial": initial,
             "weights": [network.state_dict() for network in networks]}, Path(sys.argv[1]) / f"rank{os.environ['RANK']}.pt")
