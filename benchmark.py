@@ -2,6 +2,7 @@
 
     uv run benchmark.py                  # paper-size generator on a 6-minute song: about 5 minutes on 2 CPU cores
     uv run benchmark.py --quick          # tiny models, short songs: a smoke test of the benchmark itself
+    uv run benchmark.py --bf16 --compile          # conversion as with convert.py --bf16 --compile
     uv run benchmark.py --device cuda --train-batch-sizes 1,4,8 --compile --channels-last
 
 The song is the 20 shared GTZAN clips concatenated (about 6 minutes); generators have random weights, since
@@ -63,11 +64,11 @@ def make_songs(clips: Path, count: int, short_seconds: float, folder: Path) -> t
 
 
 def convert_in_child(song: Path, output: Path, generator: tuple[int, int], n_iter: int, batch_size: int,
-                     device: str, time_forward: bool) -> dict:
+                     device: str, time_forward: bool, bf16: bool = False, compile: bool = False) -> dict:
     """benchmark_convert.py in a fresh Python, so that its peak RSS is this conversion's alone: its figures."""
     config = {"song": str(song), "output": str(output), "generator": generator, "n_iter": n_iter,
               "batch_size": batch_size, "device": device, "time_forward": time_forward,
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), "bf16": bf16, "compile": compile}
     run = subprocess.run([sys.executable, str(Path(__file__).with_name("benchmark_convert.py")), json.dumps(config)],
                          capture_output=True, text=True)
     if run.returncode != 0:
@@ -155,13 +156,14 @@ def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch
 
 
 def measure_conversion(long: Path, short: Path, folder: Path, generator: tuple[int, int], n_iter: int,
-                       batch_size: int, device: str) -> tuple[dict, dict]:
+                       batch_size: int, device: str, bf16: bool, compile: bool) -> tuple[dict, dict]:
     """(convert figures of the long song, memory figures of long vs short), each conversion in a fresh process."""
     runs = {name: convert_in_child(song, folder / f"{name}_converted.wav", generator, n_iter, batch_size, device,
-                                   time_forward=name == "long") for name, song in (("long", long), ("short", short))}
+                                   name == "long", bf16, compile) for name, song in (("long", long), ("short", short))}
     long_run = runs["long"]
     bound_seconds = long_run["forward_seconds_per_window"] * long_run["windows"]
     convert = {"generator": {"width": generator[0], "n_blocks": generator[1]}, "batch_size": batch_size,
+               "bf16": bf16, "compile": compile, "first_call_seconds": long_run["first_call_seconds"],
                "griffin_lim_iters": n_iter, "audio_seconds": long_run["audio_seconds"], "seconds": long_run["seconds"],
                "real_time_factor": long_run["audio_seconds"] / long_run["seconds"], "windows": long_run["windows"],
                "forward_seconds_per_window": long_run["forward_seconds_per_window"],
@@ -176,7 +178,7 @@ def measure_conversion(long: Path, short: Path, folder: Path, generator: tuple[i
 
 
 def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_batch_sizes: list[int],
-                  train_extra: list[str]) -> dict:
+                  bf16: bool = False, compile: bool = False, channels_last: bool = False) -> dict:
     """Every measurement, in a temporary folder: the JSON-ready results with the targets met."""
     settings = QUICK if quick else FULL
     results = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
@@ -184,12 +186,13 @@ def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_
     with tempfile.TemporaryDirectory(prefix="benchmark_") as temporary:
         folder = Path(temporary)
         long, short = make_songs(clips, settings["clips"], settings["short_seconds"], folder)
-        results["convert"], results["memory"] = measure_conversion(long, short, folder, settings["generator"],
-                                                                   settings["n_iter"], batch_size, device)
+        results["convert"], results["memory"] = measure_conversion(
+            long, short, folder, settings["generator"], settings["n_iter"], batch_size, device, bf16, compile)
         results["inversion"] = measure_inversion(long, settings["inversion_seconds"], 32, settings["repeats"])
         results["preprocessing"] = measure_preprocessing(clips, folder / "data")
         shutil.rmtree(folder / "data" / "pop_val")  # no held-out song: train.py then writes no sample WAVs
         results["training"] = []
+        train_extra = [flag for flag, on in (("--compile", compile), ("--channels-last", channels_last)) if on]
         for name, generator, sizes in (("paper", settings["generator"], train_batch_sizes),
                                        ("cpu", settings["cpu_generator"], [1])):
             for size in sizes:
@@ -213,9 +216,11 @@ def table(results: dict) -> str:
     convert, memory, inversion = results["convert"], results["memory"], results["inversion"]
     met = {key: "yes" if value else "no" for key, value in results["targets_met"].items()}
     width, n_blocks = convert["generator"]["width"], convert["generator"]["n_blocks"]
+    options = "".join(f", {name}" for name in ("bf16", "compile") if convert[name])
     rows = [
         (f"convert real_time_factor ({convert['audio_seconds'] / 60:.1f} min song, generator {width}x{n_blocks}, "
-         f"batch {convert['batch_size']})", f"{convert['real_time_factor']:.2f}x", ">= 8x", met["real_time_factor"]),
+         f"batch {convert['batch_size']}{options})", f"{convert['real_time_factor']:.2f}x", ">= 8x",
+         met["real_time_factor"]),
         (f"  generator-only bound ({convert['windows']} windows x {convert['forward_seconds_per_window']:.2f} s)",
          f"{convert['generator_bound_real_time_factor']:.2f}x", "", ""),
         ("  fraction of the bound", f"{100 * convert['fraction_of_bound']:.0f} %", ">= 80 %",
@@ -261,7 +266,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-batch-sizes", default="1", help="comma-separated batch sizes for the paper-size "
                         "training figure (default: 1)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
-    parser.add_argument("--compile", action="store_true", help="pass --compile to train.py")
+    parser.add_argument("--bf16", action="store_true", help="convert with bf16 autocast, as convert.py --bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile, as convert.py and train.py --compile")
     parser.add_argument("--channels-last", action="store_true", help="pass --channels-last to train.py")
     return parser.parse_args(argv)
 
@@ -274,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = str(train.pick_device(args.device))
-    extra = [flag for flag, on in (("--compile", args.compile), ("--channels-last", args.channels_last)) if on]
     results = run_benchmark(args.quick, args.clips, device, args.batch_size,
-                            [int(size) for size in args.train_batch_sizes.split(",")], extra)
+                            [int(size) for size in args.train_batch_sizes.split(",")], args.bf16, args.compile,
+                            args.channels_last)
     print(table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))

@@ -1,11 +1,13 @@
 """One conversion for benchmark.py, in a process of its own, so that its peak RSS is the conversion's alone.
 
     python benchmark_convert.py '{"song": ..., "output": ..., "generator": [64, 9], "n_iter": 32,
-                                  "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2}'
+                                  "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2,
+                                  "bf16": false, "compile": false}'
 
 Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb,
-rss_after_imports_mb, windows and, with time_forward, forward_seconds_per_window (the least of 2 timed generator
-calls on batch_size windows).
+rss_after_imports_mb, windows and, with time_forward, first_call_seconds (kernel choice, allocation and, with
+compile, compilation) and forward_seconds_per_window (the least of 2 timed generator calls on batch_size
+windows). bf16 and compile as convert.py's flags.
 It imports what convert.py imports and no more, and sets up the process as convert.py does.
 """
 
@@ -40,19 +42,20 @@ def convert_in_this_process(config: dict) -> dict:
     width, n_blocks = config["generator"]
     generator = init_weights(build_generator({"generator": "resnet", "width": width, "n_blocks": n_blocks}))
     generator = generator.to(device).eval()
+    generator = torch.compile(generator, dynamic=True) if config["compile"] else generator
     result = {"rss_after_imports_mb": peak_rss_mb()}
     if config["time_forward"]:
         windows = torch.rand(config["batch_size"], rep.n_bins, rep.chunk_frames) * 2 - 1
-        run_generator(generator, windows)  # the first call picks kernels and allocates
         times = []
-        for _ in range(2):
+        for _ in range(3):
             start = time.perf_counter()
-            run_generator(generator, windows)  # returns on the CPU, so CUDA work is finished
+            run_generator(generator, windows, config["bf16"])  # returns on the CPU: CUDA work is finished
             times.append(time.perf_counter() - start)
-        result["forward_seconds_per_window"] = min(times) / config["batch_size"]
+        result["first_call_seconds"] = times[0]
+        result["forward_seconds_per_window"] = min(times[1:]) / config["batch_size"]
     start = time.perf_counter()
     seconds, _ = convert_file(generator, Path(config["song"]), Path(config["output"]), rep, config["n_iter"],
-                              batch_size=config["batch_size"])
+                              batch_size=config["batch_size"], bf16=config["bf16"])
     result.update(audio_seconds=seconds, seconds=time.perf_counter() - start,
                   peak_rss_mb=peak_rss_mb())
     frames = 1 + max(round(seconds * rep.sample_rate), rep.chunk_samples) // rep.hop_length

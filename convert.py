@@ -99,13 +99,14 @@ def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
 
 
 def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
-                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False) -> tuple[float, float]:
+                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False
+                 ) -> tuple[float, float]:
     """Convert the audio file `song` into the 16-bit WAV `output`, streaming: (seconds of audio, gain applied).
 
     The file convert_audio(load_audio(song)) and write_wav would give, in memory that does not grow with the
     song: read in blocks, converted by streaming.convert_stream, written through temporary files renamed into
     place. Raises AudioError as read_audio_blocks does and OSError when `output` cannot be written; either way
-    no output file is left.
+    no output file is left. bf16: autocast on the CPU too (see streaming.run_generator).
     """
     read = 0
 
@@ -119,7 +120,7 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
                 yield block
 
     device = next(generator.parameters()).device
-    converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device)
+    converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
     gain = write_wav_blocks(output, converted, rep.sample_rate)
     return read / rep.sample_rate, gain
 
@@ -154,6 +155,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "one, cross-faded (default: 0.25)")
     parser.add_argument("--batch-size", type=int, default=4, help="windows per generator call (default: 4)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster "
+                        "where the CPU has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster "
+                        "after a start of half a minute; worth it for long songs or many")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     if args.output is not None and len(args.songs) > 1:
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     try:
         generator, rep = load_generator(args.checkpoint, args.direction, device)
+        generator = torch.compile(generator, dynamic=True) if args.compile else generator  # any last batch size
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output(song, output, args.overwrite)
             start = time.perf_counter()
             seconds, gain = convert_file(generator, song, output, rep, args.griffin_lim_iters, args.overlap,
-                                         args.batch_size, progress=True)
+                                         args.batch_size, progress=True, bf16=args.bf16)
         except (AudioError, FileExistsError) as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1

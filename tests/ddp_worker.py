@@ -33,6 +33,7 @@ def recording_get_item(self, index):
 
 speed.training_forms, train.UnpairedChunks.__getitem__ = recording_forms, recording_get_item
 code = train.main(sys.argv[2:])
-torch.save({"code": code, "indices": indices, "initial": initial,
-            "weights": [network.state_dict() for network in networks]}, Path(sys.argv[1]) / f"rank{os.environ['RANK']}.pt")
+weights = [network.state_dict() for network in networks]
+torch.save({"code": code, "indices": indices, "initial": initial, "weights": weights},
+           Path(sys.argv[1]) / f"rank{os.environ['RANK']}.pt")
 sys.exit(code)
