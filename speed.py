@@ -33,8 +33,8 @@ def keep_freed_memory() -> bool:
     32 MB to the kernel at once (munmap) and the next one page-faults in afresh: on 2 CPU cores that took the
     paper-size generator from 1.1 to 1.9 s per 512x512 window. mallopt(M_MMAP_MAX, 0) serves large blocks from
     the heap and M_TRIM_THRESHOLD keeps the heap's top: the effect of the jemalloc or tcmalloc that PyTorch's
-    performance tuning guide recommends for CPUs, with no new library. Peak RSS grows a little, as freed blocks
-    are kept. Does nothing where the C library is not glibc.
+    performance tuning guide recommends for CPUs, with no new library. Freed blocks stay in the process: peak
+    RSS converting with the paper-size generator went from 1.55 to 1.87 GB. Does nothing off glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
