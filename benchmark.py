@@ -40,7 +40,7 @@ import torch
 import audio_preprocessing
 import train
 from model_cyclegan import load_checkpoint
-from spectrogram import (Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio,
+from spectrogram import (Representation, griffin_lim, image_to_magnitude, load_audio, magnitude_to_image,
                          spectral_convergence, stft)
 
 CLIPS = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
@@ -105,8 +105,9 @@ def measure_inversion(song: Path, seconds: float, n_iter: int, repeats: int = 3)
     """Spectral convergence and time of three Griffin-Lims on the representation's magnitude of a song excerpt."""
     rep = Representation()
     audio = torch.from_numpy(load_audio(song)[: int(seconds * rep.sample_rate)])
-    magnitude = image_to_magnitude(audio_to_image(audio, rep), rep)  # what conversion inverts
-    phase = stft(audio, rep).angle()
+    spectrum = stft(audio, rep)
+    magnitude = image_to_magnitude(magnitude_to_image(spectrum.abs(), rep), rep)  # what conversion inverts
+    phase = spectrum.angle()
     runs = {
         "librosa_griffinlim": lambda: librosa.griffinlim(
             magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, center=True,
