@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,13 +111,15 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     return frames
 
 
-def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read any file soundfile reads as mono float32 at `sample_rate` Hz.
+def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples: int = 1 << 18
+                      ) -> Iterator[np.ndarray]:
+    """Read any file soundfile reads as mono float32 blocks at `sample_rate` Hz, one block in memory at a time.
 
-    Channels are averaged; other rates are resampled with soxr (VHQ). Returns shape [samples], values as
-    stored (an integer file's full scale is +-1.0).
-    Raises AudioError naming the file when it is missing, empty, unreadable, has no frames or holds
-    non-finite samples.
+    Blocks hold about `block_samples` samples of the file ([samples] each; the last is shorter); they concatenate
+    to what `load_audio` returns. Channels are averaged; other rates are resampled with soxr's streaming
+    resampler (VHQ), whose output equals its one-shot resampler's. Values as stored (an integer file's full
+    scale is +-1.0). Raises AudioError naming the file when it is missing, empty, unreadable, has no frames or
+    holds non-finite samples (possibly after earlier blocks were yielded).
     """
     path = Path(path)
     if not path.is_file():
@@ -126,31 +129,49 @@ def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if path.name.startswith("._"):
         raise AudioError(f"{path}: a macOS metadata sidecar ('._' file), not audio")
     try:
-        info = sf.info(str(path))
-        audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as file:
+            extra_info, file_rate = file.extra_info, file.samplerate
+            resampler = None if file_rate == sample_rate else \
+                soxr.ResampleStream(file_rate, sample_rate, 1, dtype="float32", quality="VHQ")
+            read = 0
+            for block in file.blocks(block_samples, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: holds NaN or infinite samples")
+                read += block.shape[0]
+                mono = block.mean(axis=1, dtype=np.float32)
+                yield mono if resampler is None else resampler.resample_chunk(mono)
+    except AudioError:
+        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
-    if "should be" in info.extra_info:  # libsndfile's note when a header promises more data than the file holds
-        warnings.warn(f"{path}: truncated or damaged file (the header promises more audio than is there); "
-                      f"using the {audio.shape[0] / max(file_rate, 1):.2f} s that could be read")
-    if audio.shape[0] == 0:
+    if read == 0:
         raise AudioError(f"{path}: holds no audio frames")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: holds NaN or infinite samples")
-    audio = audio.mean(axis=1, dtype=np.float32)
-    if file_rate != sample_rate:
-        audio = soxr.resample(audio, file_rate, sample_rate, quality="VHQ").astype(np.float32)
-    return audio
+    if "should be" in extra_info:  # libsndfile's note when a header promises more data than the file holds
+        warnings.warn(f"{path}: truncated or damaged file (the header promises more audio than is there); "
+                      f"using the {read / max(file_rate, 1):.2f} s that could be read")
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
-def stft(audio: torch.Tensor | np.ndarray, rep: Representation = Representation()) -> torch.Tensor:
-    """Complex STFT, Hann window, centred frames (zero padding): [..., samples] -> [..., n_fft//2 + 1, frames].
+def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any file soundfile reads as mono float32 at `sample_rate` Hz: shape [samples].
 
-    frames = 1 + samples // hop_length. Wraps torch.stft.
+    The concatenated `read_audio_blocks`; raises AudioError as it does.
+    """
+    return np.concatenate(list(read_audio_blocks(path, sample_rate)))
+
+
+def stft(audio: torch.Tensor | np.ndarray, rep: Representation = Representation(), center: bool = True
+         ) -> torch.Tensor:
+    """Complex STFT, Hann window: [..., samples] -> [..., n_fft//2 + 1, frames]. Wraps torch.stft.
+
+    center=True (the representation): frames centred on samples 0, hop, 2 hop, ... with zero padding,
+    frames = 1 + samples // hop_length. center=False: frames start at those samples, no padding,
+    frames = 1 + (samples - n_fft) // hop_length; on an already padded signal it gives the same frames.
     """
     audio = torch.as_tensor(audio)
     window = torch.hann_window(rep.n_fft, device=audio.device, dtype=audio.dtype)
-    return torch.stft(audio, rep.n_fft, rep.hop_length, window=window, center=True, pad_mode="constant",
+    return torch.stft(audio, rep.n_fft, rep.hop_length, window=window, center=center, pad_mode="constant",
                       return_complex=True)
 
 
@@ -216,7 +237,7 @@ def griffin_lim(magnitude: torch.Tensor, init_phase: torch.Tensor | None, n_iter
         rebuilt = stft(istft(magnitude * angles, length, rep), rep)
         accelerated = rebuilt - (momentum / (1 + momentum)) * previous
         previous = rebuilt
-        angles = accelerated / (accelerated.abs() + 1e-16)
+        angles = torch.sgn(accelerated)  # z / |z|, 0 for 0: one pass instead of abs, add and divide
     return istft(magnitude * angles, length, rep)
 
 
@@ -252,21 +273,42 @@ def write_wav(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, pe
     If the peak exceeds `peak` (full scale = 1.0) the whole signal is scaled down to it. Returns the gain
     applied (1.0 when none). Raises AudioError if the audio holds NaN or inf.
     """
-    audio = torch.as_tensor(audio).detach().cpu().numpy().astype(np.float32)
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
-    loudest = float(np.abs(audio).max()) if audio.size else 0.0
-    gain = (peak - 2.0**-15) / loudest if loudest > peak else 1.0  # room for 16-bit rounding
+    return write_wav_blocks(path, [torch.as_tensor(audio).detach().cpu().numpy()], sample_rate, peak)
+
+
+def write_wav_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, peak: float = 0.99,
+                     block_samples: int = 1 << 18) -> float:
+    """`write_wav` for audio that arrives in blocks ([samples] each), never holding the whole signal.
+
+    The gain is known only after the last block, so the blocks go to a float32 temporary file first and a
+    second pass writes the scaled 16-bit file, renamed into place; a failure leaves no file behind.
+    Returns the gain applied; raises AudioError, naming `path`, at the first block with NaN or inf.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
-    os.close(handle)
+    temporaries = []
+    for suffix in (".f32.wav", ".wav"):
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+        os.close(handle)
+        temporaries.append(name)
     try:
-        sf.write(temporary, audio * gain, sample_rate, subtype="PCM_16")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        loudest = 0.0
+        with sf.SoundFile(temporaries[0], "w", sample_rate, 1, subtype="FLOAT") as file:
+            for block in blocks:
+                block = np.asarray(block, dtype=np.float32)
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
+                loudest = max(loudest, float(np.abs(block).max()) if block.size else 0.0)
+                file.write(block)
+        gain = (peak - 2.0**-15) / loudest if loudest > peak else 1.0  # room for 16-bit rounding
+        with sf.SoundFile(temporaries[0]) as source, \
+                sf.SoundFile(temporaries[1], "w", sample_rate, 1, subtype="PCM_16") as target:
+            for block in source.blocks(block_samples, dtype="float32"):
+                target.write(block * gain)
+        os.replace(temporaries[1], path)
+    finally:
+        for name in temporaries:
+            Path(name).unlink(missing_ok=True)
     return gain
 
 

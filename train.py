@@ -7,7 +7,8 @@
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
-CUDA with bf16 autocast when there is a GPU, otherwise the CPU. After every epoch: checkpoints/latest.pt
+CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
+`torchrun --nproc_per_node=N train.py` (speed.py). After every epoch: checkpoints/latest.pt
 (written atomically), samples/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), and samples/losses.csv / losses.png.
 """
@@ -35,6 +36,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import speed  # noqa: E402
 from convert import convert_audio, pick_device, transform_image  # noqa: E402
 from model_cyclegan import (GENERATORS, ImagePool, PatchDiscriminator, build_generator,  # noqa: E402
                             init_weights, load_checkpoint, save_checkpoint)
@@ -154,7 +156,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pool-size", type=int, default=50, help="image_pool size per discriminator (default: 50)")
     add("--griffin-lim-iters", type=int, default=32, help="for the sample WAVs (default: 32)")
     add("--seed", type=int, default=0, help="default: 0")
-    add("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    speed.add_arguments(add)  # --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--stop-after", type=int, default=0, help="stop after this many epochs in this run, to split a long "
         "run into sessions; carry on with --resume (default: 0 = run to --epochs)")
@@ -253,6 +255,8 @@ def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     checkpoint_path = args.checkpoint_dir / "latest.pt"
     device = pick_device(args.device)
+    ranks, device = speed.setup_distributed(device)
+    speed.keep_freed_memory()
     state = None
     if args.resume:
         try:
@@ -284,7 +288,8 @@ def train(args: argparse.Namespace) -> int:
         return 1
     seed_everything(args.seed)
     dataset = UnpairedChunks(folder_a, folder_b, args.seed)
-    loader = DataLoader(dataset, args.batch_size, shuffle=False, num_workers=args.workers, drop_last=True,
+    loader = DataLoader(dataset, args.batch_size, sampler=speed.data_sampler(dataset, ranks), shuffle=False,
+                        num_workers=speed.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
 
     # models, optimisers, schedules
@@ -316,13 +321,17 @@ def train(args: argparse.Namespace) -> int:
             print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
             return 0
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
+    generator_ab, generator_ba, discriminator_a, discriminator_b = speed.training_forms(
+        [generator_ab, generator_ba, discriminator_a, discriminator_b], device, ranks, args.channels_last,
+        args.compile)
     mse, l1 = nn.MSELoss(), nn.L1Loss()
     weight_identity = args.lambda_identity * args.lambda_cycle
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
           f"{args.generator} generators of width {args.width}"
-          f"{f' with {args.n_blocks} blocks' if args.generator == 'resnet' else ''}, on {device}")
+          f"{f' with {args.n_blocks} blocks' if args.generator == 'resnet' else ''}, on {device}"
+          f"{f' x {ranks.world_size} processes' if ranks.world_size > 1 else ''}")
 
     transfer_log = None
     if args.eval_every > 0:
@@ -339,7 +348,8 @@ def train(args: argparse.Namespace) -> int:
         dataset.set_epoch(epoch)
         sums = dict.fromkeys(LOSSES, 0.0)
         start = time.perf_counter()
-        bar = tqdm(itertools.islice(loader, steps), total=steps, desc=f"epoch {epoch}/{args.epochs}", unit="step")
+        bar = tqdm(itertools.islice(loader, steps), total=steps, desc=f"epoch {epoch}/{args.epochs}", unit="step",
+                   disable=not ranks.is_main)
         for step, (real_a, real_b) in enumerate(bar, 1):
             real_a, real_b = real_a.to(device, non_blocking=True), real_b.to(device, non_blocking=True)
             # generators: fool both discriminators, close both cycles, leave in-domain input alone
@@ -369,7 +379,8 @@ def train(args: argparse.Namespace) -> int:
             (losses_d[0] + losses_d[1]).backward()
             optimizer_d.step()
 
-            values = dict(zip(LOSSES, torch.stack([loss_g_gan, loss_cycle, loss_identity, *losses_d]).tolist()))
+            values = torch.stack([loss_g_gan, loss_cycle, loss_identity, *losses_d]).detach()
+            values = dict(zip(LOSSES, speed.mean_across_ranks(values, ranks).tolist()))
             if not all(math.isfinite(v) for v in values.values()):
                 print(f"\nerror: non-finite loss at epoch {epoch}, step {step}: {values}. Stopped; "
                       f"{checkpoint_path} still holds the last good epoch. Try a lower --lr.", file=sys.stderr)
@@ -381,16 +392,18 @@ def train(args: argparse.Namespace) -> int:
         scheduler_d.step()
         history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()},
                         "lr": optimizer_g.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        if not ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
+            continue
         save_checkpoint(checkpoint_path, {
             "epoch": epoch, "representation": rep.to_dict(), "model": model_config, "history": history,
             "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
             "rng": rng_state(), **{name: module.state_dict() for name, module in modules.items()}})
         try:
-            write_sample(generator_ab, args, rep, epoch, val)
+            write_sample(modules["generator_ab"], args, rep, epoch, val)
         except AudioError as error:
             warnings.warn(f"no sample this epoch: {error}")
         if transfer_log is not None and epoch % args.eval_every == 0:
-            transfer_log(generator_ab, epoch)
+            transfer_log(modules["generator_ab"], epoch)
         write_loss_log(history, args.samples_dir)
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")
     return 0

@@ -1,0 +1,295 @@
+"""Measure conversion, memory, inversion, preprocessing and training speed on this machine: a table and JSON.
+
+    uv run benchmark.py                  # paper-size generator on a 6-minute song: about 5 minutes on 2 CPU cores
+    uv run benchmark.py --quick          # tiny models, short songs: a smoke test of the benchmark itself
+    uv run benchmark.py --bf16 --compile          # conversion as with convert.py --bf16 --compile
+    uv run benchmark.py --device cuda --train-batch-sizes 1,4,8 --compile --channels-last
+
+The song is the 20 shared GTZAN clips concatenated (about 6 minutes); generators have random weights, since
+speed does not depend on their values. Figures, with the targets for 2 CPU cores:
+- convert real_time_factor: audio seconds per wall-clock second of convert.convert_file, and the generator-only
+  bound: audio seconds / (forward seconds per window x windows), timed in the same process. >= 8x, >= 80 %.
+- memory: peak RSS of that conversion vs one of the first 30 s, each in a fresh process. Ratio <= 1.5.
+- inversion: spectral_convergence (dB) and seconds of librosa.griffinlim (random phase) and of our griffin_lim
+  from the source phase (its STFT in torch, and in librosa for comparison), 32 iterations. >= 15 dB better, no
+  slower.
+- preprocessing: audio seconds per wall second of audio_preprocessing over the 20 clips. >= 300x.
+- training: iterations/s of train.py (its second epoch, warm), paper-size and CPU-size models.
+Timings on a shared machine vary with the load, which the JSON records before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+
+import audio_preprocessing
+import train
+from model_cyclegan import load_checkpoint
+from spectrogram import (Representation, griffin_lim, image_to_magnitude, load_audio, magnitude_to_image,
+                         spectral_convergence, stft)
+
+CLIPS = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
+FULL = {"generator": (64, 9), "cpu_generator": (16, 3), "clips": 20, "short_seconds": 30.0, "n_iter": 32,
+        "train_steps": 2, "inversion_seconds": 30.0, "repeats": 3}
+QUICK = {"generator": (8, 2), "cpu_generator": (4, 1), "clips": 4, "short_seconds": 20.0, "n_iter": 4,
+         "train_steps": 1, "inversion_seconds": 5.0, "repeats": 1}  # 20 s: still 5 windows, full batches
+TARGETS = {"real_time_factor": 8.0, "fraction_of_bound": 0.8, "peak_rss_ratio": 1.5, "improvement_db": 15.0,
+           "throughput_real_time": 300.0}
+
+
+def make_songs(clips: Path, count: int, short_seconds: float, folder: Path) -> tuple[Path, Path]:
+    """The first `count` clips (pop, then jazz) concatenated into folder/long.wav, and its first `short_seconds`
+    into folder/short.wav: 16-bit mono WAVs at the representation's rate."""
+    rep = Representation()
+    files = sorted((clips / "pop").glob("*.wav")) + sorted((clips / "jazz").glob("*.wav"))
+    audio = np.concatenate([load_audio(path, rep.sample_rate) for path in files[:count]])
+    sf.write(folder / "long.wav", audio, rep.sample_rate, subtype="PCM_16")
+    sf.write(folder / "short.wav", audio[: int(short_seconds * rep.sample_rate)], rep.sample_rate, subtype="PCM_16")
+    return folder / "long.wav", folder / "short.wav"
+
+
+def convert_in_child(song: Path, output: Path, generator: tuple[int, int], n_iter: int, batch_size: int,
+                     device: str, time_forward: bool, bf16: bool = False, compile: bool = False) -> dict:
+    """benchmark_convert.py in a fresh Python, so that its peak RSS is this conversion's alone: its figures."""
+    config = {"song": str(song), "output": str(output), "generator": generator, "n_iter": n_iter,
+              "batch_size": batch_size, "device": device, "time_forward": time_forward,
+              "threads": torch.get_num_threads(), "bf16": bf16, "compile": compile}
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("benchmark_convert.py")), json.dumps(config)],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"conversion of {song} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def griffin_lim_librosa_stft(magnitude: np.ndarray, init_phase: np.ndarray, n_iter: int, length: int,
+                             rep: Representation, momentum: float = 0.99) -> np.ndarray:
+    """spectrogram.griffin_lim with librosa's STFT and iSTFT (numpy) in place of torch's, for timing both."""
+    options = {"hop_length": rep.hop_length, "window": "hann", "center": True}
+    angles = np.exp(1j * init_phase).astype(np.complex64)
+    previous = np.zeros_like(angles)
+    for _ in range(n_iter):
+        rebuilt = librosa.stft(librosa.istft(magnitude * angles, n_fft=rep.n_fft, length=length, **options),
+                               n_fft=rep.n_fft, pad_mode="constant", **options)
+        accelerated = rebuilt - (momentum / (1 + momentum)) * previous
+        previous = rebuilt
+        angles = accelerated / (np.abs(accelerated) + 1e-16)
+    return librosa.istft(magnitude * angles, n_fft=rep.n_fft, length=length, **options)
+
+
+def best_of(repeats: int, function, *args):
+    """(result, the least wall-clock seconds over `repeats` calls): the least is the least disturbed."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function(*args)
+        times.append(time.perf_counter() - start)
+    return result, min(times)
+
+
+def measure_inversion(song: Path, seconds: float, n_iter: int, repeats: int = 3) -> dict:
+    """Spectral convergence and time of three Griffin-Lims on the representation's magnitude of a song excerpt."""
+    rep = Representation()
+    audio = torch.from_numpy(load_audio(song)[: int(seconds * rep.sample_rate)])
+    spectrum = stft(audio, rep)
+    magnitude = image_to_magnitude(magnitude_to_image(spectrum.abs(), rep), rep)  # what conversion inverts
+    phase = spectrum.angle()
+    runs = {
+        "librosa_griffinlim": lambda: librosa.griffinlim(
+            magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, center=True,
+            length=len(audio), pad_mode="constant", momentum=0.99, init="random", random_state=0),
+        "source_phase": lambda: griffin_lim(magnitude, phase, n_iter, len(audio), rep),
+        "source_phase_librosa_stft": lambda: griffin_lim_librosa_stft(
+            magnitude.numpy(), phase.numpy(), n_iter, len(audio), rep),
+    }
+    result = {"audio_seconds": len(audio) / rep.sample_rate, "n_iter": n_iter}
+    for name, run in runs.items():
+        rebuilt, elapsed = best_of(repeats, run)
+        result[name] = {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.as_tensor(rebuilt),
+                                                                                         rep).abs()),
+                        "seconds": elapsed}
+    result["improvement_db"] = (result["librosa_griffinlim"]["spectral_convergence_db"]
+                                - result["source_phase"]["spectral_convergence_db"])
+    return result
+
+
+def measure_preprocessing(clips: Path, output: Path) -> dict:
+    """audio_preprocessing over the clips with one worker per core: audio seconds per wall-clock second."""
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        summary = audio_preprocessing.preprocess({"pop": clips / "pop", "jazz": clips / "jazz"}, output,
+                                                 Representation(), workers=os.cpu_count() or 1)
+    elapsed = time.perf_counter() - start
+    audio_seconds = sum(entry["seconds"] for entry in summary.values())
+    return {"songs": sum(entry["files_read"] for entry in summary.values()), "audio_seconds": audio_seconds,
+            "seconds": elapsed, "throughput_real_time": audio_seconds / elapsed}
+
+
+def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch_size: int, steps: int,
+                     device: str, extra: list[str]) -> dict:
+    """train.main for 2 epochs of `steps` steps; iterations/s of the second, warm epoch (from its history)."""
+    width, n_blocks = generator
+    arguments = ["--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"), "--samples-dir",
+                 str(folder / "samples"), "--epochs", "2", "--steps-per-epoch", str(steps), "--width", str(width),
+                 "--n-blocks", str(n_blocks), "--batch-size", str(batch_size), "--device", device, *extra]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        code = train.main(arguments)
+    if code != 0:
+        raise RuntimeError(f"train.py {' '.join(arguments)} failed:\n{output.getvalue()[-3000:]}")
+    seconds = load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"]
+    return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps,
+            "iterations_per_second": steps / seconds, "seconds_per_iteration": seconds / steps}
+
+
+def measure_conversion(long: Path, short: Path, folder: Path, generator: tuple[int, int], n_iter: int,
+                       batch_size: int, device: str, bf16: bool, compile: bool) -> tuple[dict, dict]:
+    """(convert figures of the long song, memory figures of long vs short), each conversion in a fresh process."""
+    runs = {name: convert_in_child(song, folder / f"{name}_converted.wav", generator, n_iter, batch_size, device,
+                                   name == "long", bf16, compile) for name, song in (("long", long), ("short", short))}
+    long_run = runs["long"]
+    bound_seconds = long_run["forward_seconds_per_window"] * long_run["windows"]
+    convert = {"generator": {"width": generator[0], "n_blocks": generator[1]}, "batch_size": batch_size,
+               "bf16": bf16, "compile": compile, "first_call_seconds": long_run["first_call_seconds"],
+               "griffin_lim_iters": n_iter, "audio_seconds": long_run["audio_seconds"], "seconds": long_run["seconds"],
+               "real_time_factor": long_run["audio_seconds"] / long_run["seconds"], "windows": long_run["windows"],
+               "forward_seconds_per_window": long_run["forward_seconds_per_window"],
+               "generator_bound_real_time_factor": long_run["audio_seconds"] / bound_seconds,
+               "fraction_of_bound": bound_seconds / long_run["seconds"]}
+    memory = {"long_audio_seconds": long_run["audio_seconds"], "short_audio_seconds": runs["short"]["audio_seconds"],
+              "peak_rss_mb_long": long_run["peak_rss_mb"], "peak_rss_mb_short": runs["short"]["peak_rss_mb"],
+              "peak_rss_ratio": long_run["peak_rss_mb"] / runs["short"]["peak_rss_mb"],
+              "peak_rss_growth_mb": long_run["peak_rss_mb"] - runs["short"]["peak_rss_mb"],
+              "rss_after_imports_mb": long_run["rss_after_imports_mb"]}
+    return convert, memory
+
+
+def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_batch_sizes: list[int],
+                  bf16: bool = False, compile: bool = False, channels_last: bool = False) -> dict:
+    """Every measurement, in a temporary folder: the JSON-ready results with the targets met."""
+    settings = QUICK if quick else FULL
+    results = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+                           "torch": torch.__version__, "quick": quick, "load_average_before": os.getloadavg()}}
+    with tempfile.TemporaryDirectory(prefix="benchmark_") as temporary:
+        folder = Path(temporary)
+        long, short = make_songs(clips, settings["clips"], settings["short_seconds"], folder)
+        results["convert"], results["memory"] = measure_conversion(
+            long, short, folder, settings["generator"], settings["n_iter"], batch_size, device, bf16, compile)
+        results["inversion"] = measure_inversion(long, settings["inversion_seconds"], 32, settings["repeats"])
+        results["preprocessing"] = measure_preprocessing(clips, folder / "data")
+        shutil.rmtree(folder / "data" / "pop_val")  # no held-out song: train.py then writes no sample WAVs
+        results["training"] = []
+        train_extra = [flag for flag, on in (("--compile", compile), ("--channels-last", channels_last)) if on]
+        for name, generator, sizes in (("paper", settings["generator"], train_batch_sizes),
+                                       ("cpu", settings["cpu_generator"], [1])):
+            for size in sizes:
+                results["training"].append({"model": name, **measure_training(
+                    folder / "data", folder / f"train_{name}_{size}", generator, size, settings["train_steps"],
+                    device, train_extra)})
+    results["machine"]["load_average_after"] = os.getloadavg()
+    inversion = results["inversion"]
+    results["targets_met"] = {
+        "real_time_factor": results["convert"]["real_time_factor"] >= TARGETS["real_time_factor"],
+        "fraction_of_bound": results["convert"]["fraction_of_bound"] >= TARGETS["fraction_of_bound"],
+        "peak_rss_ratio": results["memory"]["peak_rss_ratio"] <= TARGETS["peak_rss_ratio"],
+        "inversion": inversion["improvement_db"] >= TARGETS["improvement_db"]
+        and inversion["source_phase"]["seconds"] <= inversion["librosa_griffinlim"]["seconds"],
+        "throughput_real_time": results["preprocessing"]["throughput_real_time"] >= TARGETS["throughput_real_time"]}
+    return results
+
+
+def table(results: dict) -> str:
+    """The results as a plain-text table (also Markdown-friendly): figure, value, target, met."""
+    convert, memory, inversion = results["convert"], results["memory"], results["inversion"]
+    met = {key: "yes" if value else "no" for key, value in results["targets_met"].items()}
+    width, n_blocks = convert["generator"]["width"], convert["generator"]["n_blocks"]
+    options = "".join(f", {name}" for name in ("bf16", "compile") if convert[name])
+    rows = [
+        (f"convert real_time_factor ({convert['audio_seconds'] / 60:.1f} min song, generator {width}x{n_blocks}, "
+         f"batch {convert['batch_size']}{options})", f"{convert['real_time_factor']:.2f}x", ">= 8x",
+         met["real_time_factor"]),
+        (f"  generator-only bound ({convert['windows']} windows x {convert['forward_seconds_per_window']:.2f} s)",
+         f"{convert['generator_bound_real_time_factor']:.2f}x", "", ""),
+        ("  fraction of the bound", f"{100 * convert['fraction_of_bound']:.0f} %", ">= 80 %",
+         met["fraction_of_bound"]),
+        (f"peak RSS {memory['long_audio_seconds'] / 60:.1f} min / {memory['short_audio_seconds']:.0f} s song",
+         f"{memory['peak_rss_mb_long']:.0f} / {memory['peak_rss_mb_short']:.0f} MB = {memory['peak_rss_ratio']:.2f}",
+         "<= 1.5", met["peak_rss_ratio"]),
+        ("  growth long - short; RSS after the imports alone",
+         f"{memory['peak_rss_growth_mb']:+.0f} MB; {memory['rss_after_imports_mb']:.0f} MB", "", ""),
+    ]
+    for key, label in (("librosa_griffinlim", "librosa.griffinlim, random phase"),
+                       ("source_phase", "griffin_lim from source phase, torch STFT"),
+                       ("source_phase_librosa_stft", "  the same with librosa's STFT")):
+        rows.append((f"inversion {inversion['audio_seconds']:.0f} s, {inversion['n_iter']} it: {label}",
+                     f"{inversion[key]['spectral_convergence_db']:.1f} dB, {inversion[key]['seconds']:.2f} s", "", ""))
+    rows.append(("  source phase better by", f"{inversion['improvement_db']:.1f} dB", ">= 15 dB, no slower",
+                 met["inversion"]))
+    preprocessing = results["preprocessing"]
+    rows.append((f"preprocessing ({preprocessing['songs']} songs, {preprocessing['audio_seconds'] / 60:.1f} min)",
+                 f"{preprocessing['throughput_real_time']:.0f}x", ">= 300x", met["throughput_real_time"]))
+    for run in results["training"]:
+        rows.append((f"training {run['model']}-size {run['width']}x{run['n_blocks']}, batch {run['batch_size']}",
+                     f"{run['iterations_per_second']:.3f} it/s", "", ""))
+    machine = results["machine"]
+    rows.append((f"machine: {machine['cpus']} CPUs, {machine['device']}, load average before / after",
+                 f"{machine['load_average_before'][0]:.1f} / {machine['load_average_after'][0]:.1f}", "", ""))
+    sizes = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines = [" | ".join(cell.ljust(size) for cell, size in zip(row, sizes)).rstrip() for row in
+             [("figure", "value", "target", "met"), tuple("-" * size for size in sizes), *rows]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny models and short songs: checks the benchmark runs")
+    parser.add_argument("--json", type=Path, default=Path("samples/benchmark.json"),
+                        help="where to write the results (default: samples/benchmark.json)")
+    parser.add_argument("--clips", type=Path, default=CLIPS, help=f"folder with pop/ and jazz/ clips "
+                        f"(default: {CLIPS})")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=4, help="generator windows per call in conversion "
+                        "(default: 4)")
+    parser.add_argument("--train-batch-sizes", default="1", help="comma-separated batch sizes for the paper-size "
+                        "training figure (default: 1)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
+    parser.add_argument("--bf16", action="store_true", help="convert with bf16 autocast, as convert.py --bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile, as convert.py and train.py --compile")
+    parser.add_argument("--channels-last", action="store_true", help="pass --channels-last to train.py")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
+        print(f"error: {args.clips} has no pop/ and jazz/ folders of clips; pass --clips", file=sys.stderr)
+        return 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = str(train.pick_device(args.device))
+    results = run_benchmark(args.quick, args.clips, device, args.batch_size,
+                            [int(size) for size in args.train_batch_sizes.split(",")], args.bf16, args.compile,
+                            args.channels_last)
+    print(table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

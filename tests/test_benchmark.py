@@ -1,0 +1,56 @@
+"""benchmark.py --quick: every figure is measured and finite (no timing is asserted: the machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+import benchmark
+
+
+def numbers(value):
+    """Every number in a JSON-like value, depth first."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from numbers(item)
+
+
+def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
+    output = tmp_path / "benchmark.json"
+    threads = torch.get_num_threads()
+    try:  # one thread: two threads on a busy machine wait for each other far longer than they compute
+        assert benchmark.main(["--quick", "--clips", str(gtzan_mini), "--json", str(output), "--device", "cpu",
+                               "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    results = json.loads(output.read_text())
+    assert all(math.isfinite(number) for number in numbers(results))
+
+    convert, memory, inversion = results["convert"], results["memory"], results["inversion"]
+    assert convert["generator"] == {"width": 8, "n_blocks": 2}
+    assert 68 < convert["audio_seconds"] < 70  # the first 4 clips
+    assert convert["windows"] == 16  # 5932 frames: 15 windows every 384 frames, and one ending at the last
+    assert convert["real_time_factor"] > 0 and 0 < convert["fraction_of_bound"]
+    assert memory["short_audio_seconds"] == 20.0
+    assert memory["peak_rss_mb_short"] > memory["rss_after_imports_mb"] > 10
+    # the source phase starts Griffin-Lim close to the answer; librosa's random phase does not
+    assert inversion["source_phase"]["spectral_convergence_db"] < inversion["librosa_griffinlim"][
+        "spectral_convergence_db"] - 15
+    assert abs(inversion["source_phase"]["spectral_convergence_db"]
+               - inversion["source_phase_librosa_stft"]["spectral_convergence_db"]) < 0.1
+    assert results["preprocessing"]["songs"] == 20
+    assert [(run["model"], run["width"], run["batch_size"]) for run in results["training"]] == [
+        ("paper", 8, 1), ("cpu", 4, 1)]
+    assert set(results["targets_met"]) == {"real_time_factor", "fraction_of_bound", "peak_rss_ratio", "inversion",
+                                           "throughput_real_time"}
+    table = capsys.readouterr().out
+    assert "real_time_factor" in table and "peak RSS" in table and "it/s" in table
