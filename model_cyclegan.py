@@ -6,14 +6,14 @@ The layer lists follow the paper's appendix 7.2 so they can be read against it l
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from spectrogram import atomic_file
 
 
 class ResnetBlock(nn.Module):
@@ -167,18 +167,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     A crash at any point leaves the previous checkpoint at `path` intact. `state` must hold only tensors and
     plain Python values, so that `load_checkpoint` can read it with weights_only=True.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as file:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, file)
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:

@@ -7,6 +7,7 @@ checkpoint), so conversion always inverts exactly what training saw.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -15,6 +16,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -251,20 +253,38 @@ def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> flo
     return float(20.0 * torch.log10(error / norm.clamp_min(1e-12)).clamp_min(-300.0))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename: never half-written."""
+def temporary_beside(path: Path, suffix: str = ".tmp") -> str:
+    """Create an empty hidden file '.<name>.XXXX<suffix>' in the folder of `path` (made as needed) and return its
+    name. It gets the permissions a plain open() would give (tempfile.mkstemp alone gives 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return name
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Open a binary file that appears at `path` only when the block ends without error: written to a temporary
+    file in the same folder, fsynced, then renamed over `path`. A crash at any point leaves the old file intact."""
+    temporary = temporary_beside(Path(path))
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
+        with open(temporary, "wb") as file:
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    finally:
         Path(temporary).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through `atomic_file`: never half-written."""
+    with atomic_file(path) as file:
+        file.write(data)
 
 
 def write_wav(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, peak: float = 0.99) -> float:
@@ -285,12 +305,7 @@ def write_wav_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int,
     Returns the gain applied; raises AudioError, naming `path`, at the first block with NaN or inf.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporaries = []
-    for suffix in (".f32.wav", ".wav"):
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-        os.close(handle)
-        temporaries.append(name)
+    temporaries = [temporary_beside(path, suffix) for suffix in (".f32.wav", ".wav")]
     try:
         loudest = 0.0
         with sf.SoundFile(temporaries[0], "w", sample_rate, 1, subtype="FLOAT") as file:

@@ -315,6 +315,9 @@ def train(args: argparse.Namespace) -> int:
         for name, module in modules.items():
             module.load_state_dict(state[name])
         decay.__init__(args.epochs // 2, args.epochs - args.epochs // 2)  # --epochs may have been extended
+        for scheduler in (scheduler_g, scheduler_d):  # LambdaLR applies a changed schedule only at its next step
+            for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base_lr * decay(scheduler.last_epoch)
         set_rng_state(state["rng"])
         start_epoch, history = state["epoch"] + 1, state["history"]
         if start_epoch > args.epochs:
@@ -388,10 +391,10 @@ def train(args: argparse.Namespace) -> int:
             for name, value in values.items():
                 sums[name] += value
             bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
-        scheduler_g.step()
-        scheduler_d.step()
         history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()},
                         "lr": optimizer_g.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        scheduler_g.step()
+        scheduler_d.step()
         if not ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
             continue
         save_checkpoint(checkpoint_path, {

@@ -22,7 +22,7 @@ from torch import nn
 
 import audio_preprocessing
 import convert
-import model_cyclegan
+import spectrogram
 import train
 from conftest import ROOT, sine, write_wav
 from model_cyclegan import load_checkpoint, save_checkpoint
@@ -236,7 +236,7 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
     def crash(*args):
         raise KeyboardInterrupt("killed between write and rename")
 
-    monkeypatch.setattr(model_cyclegan.os, "replace", crash)
+    monkeypatch.setattr(spectrogram.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(3)})
     monkeypatch.undo()

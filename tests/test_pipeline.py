@@ -114,6 +114,10 @@ def test_resume_continues_at_the_next_epoch(tiny_run, tmp_path):
     assert state["epoch"] == 3 and [row["epoch"] for row in state["history"]] == [1, 2, 3]
     assert state["model"]["width"] == 8  # the saved config, not the default 64
     assert state["optimizer_g"]["state"][0]["step"] == 9  # Adam's state carried on from step 6
+    # the extended schedule (1 constant epoch, then 2 decaying: factors 1, 2/3, 1/3) applies from epoch 3 on
+    assert [row["lr"] for row in state["history"]] == pytest.approx([2e-4, 1e-4, 2e-4 / 3])
+    before = load_checkpoint(tiny_run["checkpoints"] / "latest.pt")["generator_ab"]
+    assert any(not torch.equal(before[key], value) for key, value in state["generator_ab"].items())
     assert all((samples / f"epoch_{epoch:03d}.wav").is_file() for epoch in (1, 2, 3))
 
 
