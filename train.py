@@ -1,7 +1,7 @@
 """Train the pop <-> jazz CycleGAN (Zhu et al. 2017, arXiv 1703.10593) on chunks from audio_preprocessing.py.
 
     uv run train.py                                       # paper-size model, for a GPU
-    uv run train.py --width 16 --n-blocks 3 --epochs 4 --steps-per-epoch 20   # a CPU-sized demo
+    uv run train.py --width 16 --n-blocks 3 --epochs 10 --steps-per-epoch 50  # a CPU-sized demo
     uv run train.py --resume                              # carry on from checkpoints/latest.pt
 
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
