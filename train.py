@@ -16,7 +16,6 @@ spectrogram before and after), and samples/losses.csv / losses.png.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -26,10 +25,6 @@ import time
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -37,14 +32,13 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import speed  # noqa: E402
-from convert import convert_audio, pick_device, transform_image  # noqa: E402
+from convert import pick_device  # noqa: E402
 from model_cyclegan import (GENERATORS, ImagePool, PatchDiscriminator, build_generator,  # noqa: E402
                             init_weights, load_checkpoint, save_checkpoint)
-from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim, image_to_magnitude,  # noqa: E402
-                         load_audio, write_wav)
+from spectrogram import AudioError, Representation  # noqa: E402
 from style_metrics import TransferRateLog  # noqa: E402
+from train_outputs import LOSSES, write_loss_log, write_sample  # noqa: E402
 
-LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 
 
 class DataError(ValueError):
@@ -190,58 +184,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def write_sample(generator: nn.Module, args: argparse.Namespace, rep: Representation, epoch: int,
-                 val: ChunkFolder | None) -> None:
-    """samples/epoch_NNN.wav and .png: a held-out pop song (its first 30 s) converted by `generator`."""
-    generator.eval()
-    songs = [song for song in (val.songs if val else []) if song.is_file()]
-    if songs:
-        audio = load_audio(songs[0], rep.sample_rate)[: 30 * rep.sample_rate]
-        before = audio_to_image(audio, rep)
-        converted = convert_audio(generator, audio, rep, args.griffin_lim_iters)
-        after = audio_to_image(converted, rep)
-    elif val is not None:  # the song moved: use a chunk, with Griffin-Lim from zero phase
-        before = torch.from_numpy(val[0])
-        after = transform_image(generator, before, rep.chunk_frames)
-        length = (rep.chunk_frames - 1) * rep.hop_length  # what 512 centred frames invert to
-        converted = griffin_lim(image_to_magnitude(after, rep), None, args.griffin_lim_iters, length, rep)
-    else:
-        generator.train()
-        return
-    generator.train()
-    stem = args.samples_dir / f"epoch_{epoch:03d}"
-    write_wav(stem.with_suffix(".wav"), converted, rep.sample_rate)
-    figure, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for axis, image, title in zip(axes, (before, after), ("held-out pop (input)", f"jazz, epoch {epoch}")):
-        extent = (0, image.shape[-1] * rep.hop_length / rep.sample_rate, 0, rep.sample_rate / 2000)
-        shown = axis.imshow((image.numpy() + 1) / 2 * (rep.db_max - rep.db_min) + rep.db_min, origin="lower",
-                            aspect="auto", extent=extent, cmap="magma", vmin=rep.db_min, vmax=rep.db_max)
-        axis.set(title=title, ylabel="frequency (kHz)")
-        figure.colorbar(shown, ax=axis, label="dB")
-    axes[-1].set_xlabel("time (s)")
-    figure.tight_layout()
-    figure.savefig(stem.with_suffix(".png"), dpi=80)
-    plt.close(figure)
-
-
-def write_loss_log(history: list[dict], samples_dir: Path) -> None:
-    """samples/losses.csv (one row per epoch) and samples/losses.png."""
-    samples_dir.mkdir(parents=True, exist_ok=True)
-    with open(samples_dir / "losses.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["epoch", *LOSSES, "lr", "seconds"])
-        writer.writeheader()
-        writer.writerows(history)
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    epochs = [row["epoch"] for row in history]
-    for name in LOSSES:
-        axis.plot(epochs, [row[name] for row in history], marker="o", label=name)
-    axis.set(xlabel="epoch", ylabel="mean loss", yscale="log", title="CycleGAN losses")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(samples_dir / "losses.png", dpi=80)
-    plt.close(figure)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss."""
     try:
@@ -270,7 +212,8 @@ def train(args: argparse.Namespace) -> int:
             return 1
         saved = state["args"]
         kept = ("batch_size", "width", "n_blocks", "disc_width", "steps_per_epoch", "lr", "lambda_cycle",
-                "lambda_identity", "pool_size", "griffin_lim_iters", "seed", *(() if args.epochs_given else ("epochs",)))
+                "lambda_identity", "pool_size", "griffin_lim_iters", "seed")
+        kept += () if args.epochs_given else ("epochs",)
         for name in kept:
             setattr(args, name, saved[name])
         args.generator = saved.get("generator", "resnet")  # checkpoints from before --generator hold ResNets
