@@ -30,6 +30,7 @@ from spectrogram import (AudioError, Representation, griffin_lim, image_to_magni
                          read_audio_blocks, stft, write_wav_blocks)
 from streaming import convert_stream, crossfade_window, run_generator, window_starts
 
+
 class OutputError(OSError):
     """The output file cannot be written; the message names it and says what to do."""
 

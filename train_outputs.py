@@ -28,22 +28,23 @@ LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 def write_sample(generator: nn.Module, args: argparse.Namespace, rep: Representation, epoch: int,
                  val: ChunkFolder | None) -> None:
     """samples/epoch_NNN.wav and .png: a held-out pop song (its first 30 s) converted by `generator`."""
-    generator.eval()
-    songs = [song for song in (val.songs if val else []) if song.is_file()]
-    if songs:
-        audio = load_audio(songs[0], rep.sample_rate)[: 30 * rep.sample_rate]
-        before = audio_to_image(audio, rep)
-        converted = convert_audio(generator, audio, rep, args.griffin_lim_iters)
-        after = audio_to_image(converted, rep)
-    elif val is not None:  # the song moved: use a chunk, with Griffin-Lim from zero phase
-        before = torch.from_numpy(val[0])
-        after = transform_image(generator, before, rep.chunk_frames)
-        length = (rep.chunk_frames - 1) * rep.hop_length  # what 512 centred frames invert to
-        converted = griffin_lim(image_to_magnitude(after, rep), None, args.griffin_lim_iters, length, rep)
-    else:
-        generator.train()
+    if val is None:
         return
-    generator.train()
+    songs = [song for song in val.songs if song.is_file()]
+    generator.eval()
+    try:  # back to training mode even when the song cannot be read
+        if songs:
+            audio = load_audio(songs[0], rep.sample_rate)[: 30 * rep.sample_rate]
+            before = audio_to_image(audio, rep)
+            converted = convert_audio(generator, audio, rep, args.griffin_lim_iters)
+            after = audio_to_image(converted, rep)
+        else:  # the song moved: use a chunk, with Griffin-Lim from zero phase
+            before = torch.from_numpy(val[0])
+            after = transform_image(generator, before, rep.chunk_frames)
+            length = (rep.chunk_frames - 1) * rep.hop_length  # what 512 centred frames invert to
+            converted = griffin_lim(image_to_magnitude(after, rep), None, args.griffin_lim_iters, length, rep)
+    finally:
+        generator.train()
     stem = args.samples_dir / f"epoch_{epoch:03d}"
     write_wav(stem.with_suffix(".wav"), converted, rep.sample_rate)
     figure, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
