@@ -26,30 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spectrogram import (AUDIO_EXTENSIONS, AudioError, Representation, atomic_write_bytes, audio_to_image,
-                         chunk_frames_for_seconds, load_audio, split_chunks)
-
-DOMAINS = ("pop", "jazz")
-MARKER = "representation.json"
-
-
-def find_audio_files(folder: Path) -> list[Path]:
-    """Audio files below `folder`, recursively, sorted by name (by their extension: wav, flac, ogg, mp3, au, ...).
-
-    Raises FileNotFoundError naming the folder when it is missing or holds no audio file.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
-                                f"or pass another folder")
-    files = sorted(path for path in folder.rglob("*") if path.is_file()
-                   and path.suffix.lower() in AUDIO_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}): put your songs there")
-    return files
+from data import LISTING, find_audio_files, write_listing
+from outputs import atomic_write_bytes
+from spectrogram import (AudioError, Representation, audio_to_image, chunk_frames_for_seconds, load_audio,
+                         split_chunks)
 
 
-def song_chunks(path: Path, rep: Representation) -> tuple[np.ndarray, float, list[str]]:
+def chunk_song(path: Path, rep: Representation) -> tuple[np.ndarray, float, list[str]]:
     """Chunks of one song: ([n, n_bins, chunk_frames] float16 in [-1, 1], duration in seconds, warnings).
 
     Raises AudioError naming the file when it cannot be read.
@@ -64,7 +47,7 @@ def song_chunks(path: Path, rep: Representation) -> tuple[np.ndarray, float, lis
 def _worker(job: tuple[Path, Representation]) -> tuple[Path, np.ndarray | None, float, list[str], str | None]:
     path, rep = job
     try:
-        chunks, seconds, notes = song_chunks(path, rep)
+        chunks, seconds, notes = chunk_song(path, rep)
         return path, chunks, seconds, notes, None
     except AudioError as error:
         return path, None, 0.0, [], str(error)
@@ -83,7 +66,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def _replace_folder(staging: Path, final: Path) -> None:
     """Move `staging` to `final`, replacing a folder this script made earlier but nothing else."""
     if final.exists():
-        if not (final / MARKER).is_file():
+        if not (final / LISTING).is_file():
             raise FileExistsError(f"{final} exists and was not made by audio_preprocessing.py: move it away or "
                                   f"pass another --output")
         shutil.rmtree(final)
@@ -150,8 +133,7 @@ def preprocess(inputs: dict[str, Path], output: Path, rep: Representation, val_f
                     for name in chunked[domain][song]:
                         (staging[domain] / name).rename(folder / name)
                 summary[domain][f"{split}_chunks"] = sum(len(chunked[domain][song]) for song in split_songs)
-                rep.save_json(folder / MARKER, songs={str(song.resolve()): len(chunked[domain][song])
-                                                      for song in split_songs})
+                write_listing(folder, rep, {str(song.resolve()): len(chunked[domain][song]) for song in split_songs})
         for domain in inputs:
             for split in ("train", "val"):
                 _replace_folder(staging[domain] / split, Path(output) / f"{domain}_{split}")

@@ -7,7 +7,7 @@
 
 The song is the 20 shared GTZAN clips concatenated (about 6 minutes); generators have random weights, since
 speed does not depend on their values. Figures, with the targets for 2 CPU cores:
-- convert real_time_factor: audio seconds per wall-clock second of convert.convert_file, and the generator-only
+- convert real_time_factor: audio seconds per wall-clock second of conversion.convert_file, and the generator-only
   bound: audio seconds / (forward seconds per window x windows), timed in the same process. >= 8x, >= 80 %.
 - memory: peak RSS of that conversion vs one of the first 30 s, each in a fresh process. Ratio <= 1.5.
 - inversion: spectral_convergence (dB) and seconds of librosa.griffinlim (random phase) and of our griffin_lim
@@ -37,11 +37,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-import audio_preprocessing
-import train
-from model_cyclegan import load_checkpoint
-from spectrogram import (Representation, griffin_lim, image_to_magnitude, load_audio, magnitude_to_image,
-                         spectral_convergence, stft)
+import audio_preprocessing  # timed in this process: a child's start-up would swamp its 0.3 s of work
+from checkpoint import load_checkpoint
+from metrics import invert, inversion_quality
+from runtime import pick_device
+from spectrogram import Representation, image_to_magnitude, load_audio, magnitude_to_image, stft
 
 CLIPS = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
 FULL = {"generator": (64, 9), "cpu_generator": (16, 3), "clips": 20, "short_seconds": 30.0, "n_iter": 32,
@@ -91,39 +91,22 @@ def griffin_lim_librosa_stft(magnitude: np.ndarray, init_phase: np.ndarray, n_it
     return librosa.istft(magnitude * angles, n_fft=rep.n_fft, length=length, **options)
 
 
-def best_of(repeats: int, function, *args):
-    """(result, the least wall-clock seconds over `repeats` calls): the least is the least disturbed."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function(*args)
-        times.append(time.perf_counter() - start)
-    return result, min(times)
-
-
 def measure_inversion(song: Path, seconds: float, n_iter: int, repeats: int = 3) -> dict:
-    """Spectral convergence and time of three Griffin-Lims on the representation's magnitude of a song excerpt."""
+    """Spectral convergence and time of three Griffin-Lims on the representation's magnitude of a song excerpt:
+    librosa.griffinlim (random phase), our griffin_lim from the source phase, and the same with librosa's STFT."""
     rep = Representation()
     audio = torch.from_numpy(load_audio(song)[: int(seconds * rep.sample_rate)])
     spectrum = stft(audio, rep)
     magnitude = image_to_magnitude(magnitude_to_image(spectrum.abs(), rep), rep)  # what conversion inverts
     phase = spectrum.angle()
-    runs = {
-        "librosa_griffinlim": lambda: librosa.griffinlim(
-            magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, center=True,
-            length=len(audio), pad_mode="constant", momentum=0.99, init="random", random_state=0),
-        "source_phase": lambda: griffin_lim(magnitude, phase, n_iter, len(audio), rep),
-        "source_phase_librosa_stft": lambda: griffin_lim_librosa_stft(
-            magnitude.numpy(), phase.numpy(), n_iter, len(audio), rep),
-    }
-    result = {"audio_seconds": len(audio) / rep.sample_rate, "n_iter": n_iter}
-    for name, run in runs.items():
-        rebuilt, elapsed = best_of(repeats, run)
-        result[name] = {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.as_tensor(rebuilt),
-                                                                                         rep).abs()),
-                        "seconds": elapsed}
+    librosa_stft = {"source_phase_librosa_stft": lambda: griffin_lim_librosa_stft(
+        magnitude.numpy(), phase.numpy(), n_iter, len(audio), rep)}
+    inversions = invert(magnitude, phase, len(audio), rep, n_iter, seed=0, repeats=repeats, extra=librosa_stft)
+    del inversions["source_phase"]  # the phase alone, without iterations: evaluate.py's concern, not speed
+    result = {"audio_seconds": len(audio) / rep.sample_rate, "n_iter": n_iter,
+              **inversion_quality(magnitude, inversions, rep)}
     result["improvement_db"] = (result["librosa_griffinlim"]["spectral_convergence_db"]
-                                - result["source_phase"]["spectral_convergence_db"])
+                                - result["source_phase_griffin_lim"]["spectral_convergence_db"])
     return result
 
 
@@ -141,16 +124,17 @@ def measure_preprocessing(clips: Path, output: Path) -> dict:
 
 def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch_size: int, steps: int,
                      device: str, extra: list[str]) -> dict:
-    """train.main for 2 epochs of `steps` steps; iterations/s of the second, warm epoch (from its history)."""
+    """train.py, in a child process, for 2 epochs of `steps` steps; iterations/s of the second, warm epoch (from
+    its checkpoint's history)."""
     width, n_blocks = generator
     arguments = ["--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"), "--samples-dir",
                  str(folder / "samples"), "--epochs", "2", "--steps-per-epoch", str(steps), "--width", str(width),
                  "--n-blocks", str(n_blocks), "--batch-size", str(batch_size), "--device", device, *extra]
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = train.main(arguments)
-    if code != 0:
-        raise RuntimeError(f"train.py {' '.join(arguments)} failed:\n{output.getvalue()[-3000:]}")
+    threads = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # as many as this process uses
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("train.py")), *arguments],
+                         capture_output=True, text=True, env=threads)
+    if run.returncode != 0:
+        raise RuntimeError(f"train.py {' '.join(arguments)} failed:\n{run.stderr[-3000:]}")
     seconds = load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"]
     return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps,
             "iterations_per_second": steps / seconds, "seconds_per_iteration": seconds / steps}
@@ -207,7 +191,7 @@ def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_
         "fraction_of_bound": results["convert"]["fraction_of_bound"] >= TARGETS["fraction_of_bound"],
         "peak_rss_ratio": results["memory"]["peak_rss_ratio"] <= TARGETS["peak_rss_ratio"],
         "inversion": inversion["improvement_db"] >= TARGETS["improvement_db"]
-        and inversion["source_phase"]["seconds"] <= inversion["librosa_griffinlim"]["seconds"],
+        and inversion["source_phase_griffin_lim"]["seconds"] <= inversion["librosa_griffinlim"]["seconds"],
         "throughput_real_time": results["preprocessing"]["throughput_real_time"] >= TARGETS["throughput_real_time"]}
     return results
 
@@ -233,7 +217,7 @@ def table(results: dict) -> str:
          f"{memory['peak_rss_growth_mb']:+.0f} MB; {memory['rss_after_imports_mb']:.0f} MB", "", ""),
     ]
     for key, label in (("librosa_griffinlim", "librosa.griffinlim, random phase"),
-                       ("source_phase", "griffin_lim from source phase, torch STFT"),
+                       ("source_phase_griffin_lim", "griffin_lim from source phase, torch STFT"),
                        ("source_phase_librosa_stft", "  the same with librosa's STFT")):
         rows.append((f"inversion {inversion['audio_seconds']:.0f} s, {inversion['n_iter']} it: {label}",
                      f"{inversion[key]['spectral_convergence_db']:.1f} dB, {inversion[key]['seconds']:.2f} s", "", ""))
@@ -280,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = str(train.pick_device(args.device))
+    device = str(pick_device(args.device))
     results = run_benchmark(args.quick, args.clips, device, args.batch_size,
                             [int(size) for size in args.train_batch_sizes.split(",")], args.bf16, args.compile,
                             args.channels_last)

@@ -4,7 +4,7 @@
                                   "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2,
                                   "bf16": false, "compile": false}'
 
-Prints one JSON line: audio_seconds, seconds (wall clock of convert.convert_file), peak_rss_mb,
+Prints one JSON line: audio_seconds, seconds (wall clock of conversion.convert_file), peak_rss_mb,
 rss_after_imports_mb, windows and, with time_forward, first_call_seconds (kernel choice, allocation and, with
 compile, compilation) and forward_seconds_per_window (the least of 2 timed generator calls on batch_size
 windows). bf16 and compile as convert.py's flags.
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from convert import convert_file
-from model_cyclegan import build_generator, init_weights
-from speed import keep_freed_memory
+from checkpoint import build_generator
+from conversion import convert_file, run_generator, window_starts
+from model_cyclegan import init_weights
+from runtime import keep_freed_memory
 from spectrogram import Representation
-from streaming import run_generator, window_starts
 
 
 def peak_rss_mb() -> float:

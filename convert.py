@@ -8,7 +8,7 @@ Any length, any format soundfile reads. The song's spectrogram is cut into overl
 goes through the generator, and the windows are cross-faded back together; the audio is rebuilt by Griffin-Lim
 starting from the song's own phase. The output is a mono 16-bit WAV at the sample rate the checkpoint was trained
 with (22050 Hz by default), exactly as long as the input, peak-normalised below full scale when it would clip.
-Songs are streamed (streaming.py): memory stays the same for a 3-minute song and for an hour-long one.
+Songs are streamed (conversion.py): memory stays the same for a 3-minute song and for an hour-long one.
 """
 
 from __future__ import annotations
@@ -22,123 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from model_cyclegan import build_generator, load_checkpoint
-from speed import keep_freed_memory
-from spectrogram import (AudioError, Representation, griffin_lim, image_to_magnitude, magnitude_to_image,
-                         read_audio_blocks, stft, write_wav_blocks)
-from streaming import convert_stream, crossfade_window, run_generator, window_starts
+from checkpoint import DIRECTIONS, load_generator
+from conversion import convert_file
+from runtime import keep_freed_memory, pick_device
+from spectrogram import AudioError
 
 
 class OutputError(OSError):
     """The output file cannot be written; the message names it and says what to do."""
-
-
-DIRECTIONS = {"pop2jazz": ("generator_ab", "jazz"), "jazz2pop": ("generator_ba", "pop")}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; otherwise torch.device(name)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device | str = "cpu"):
-    """(generator in eval mode on `device`, Representation) from a train.py checkpoint.
-
-    Raises FileNotFoundError / ValueError (see model_cyclegan.load_checkpoint) and ValueError for an unknown
-    direction.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
-    state = load_checkpoint(path, device)
-    generator = build_generator(state["model"])
-    generator.load_state_dict(state[DIRECTIONS[direction][0]])
-    return generator.to(device).eval(), Representation.from_dict(state["representation"])
-
-
-def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frames: int, overlap: float = 0.25,
-                    batch_size: int = 4, progress: bool = False) -> torch.Tensor:
-    """Run `generator` over a whole-song image [n_bins, frames] (frames >= chunk_frames) -> same shape.
-
-    Windows of `chunk_frames` frames start every chunk_frames * (1 - overlap) frames (the last one ends at the
-    last frame); they go through the generator `batch_size` at a time under torch.inference_mode and are
-    overlap-added with Hann weights, so joins are cross-faded.
-    """
-    frames = image.shape[-1]
-    if frames < chunk_frames:
-        raise ValueError(f"image has {frames} frames, fewer than one chunk ({chunk_frames})")
-    starts = window_starts(frames, chunk_frames, overlap)
-    weight = crossfade_window(chunk_frames)
-    total = torch.zeros_like(image)
-    weights = torch.zeros(frames)
-    for first in tqdm(range(0, len(starts), batch_size), desc="generator", unit="batch", disable=not progress):
-        batch_starts = starts[first:first + batch_size]
-        windows = torch.stack([image[:, s:s + chunk_frames] for s in batch_starts])
-        for start, output in zip(batch_starts, run_generator(generator, windows)):
-            total[:, start:start + chunk_frames] += output * weight
-            weights[start:start + chunk_frames] += weight
-    return total / weights
-
-
-def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, overlap: float = 0.25,
-                      batch_size: int = 4, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(generated |STFT|, the input's complex STFT), both [n_fft//2 + 1, frames], for mono audio [samples].
-
-    Songs shorter than one chunk are zero-padded to rep.chunk_samples first, so frames = 1 + max(samples,
-    chunk_samples) // hop_length. Frames that are digital silence in the input stay silent.
-    """
-    padded = np.pad(audio, (0, max(0, rep.chunk_samples - len(audio)))).astype(np.float32)
-    spectrum = stft(torch.from_numpy(padded), rep)
-    image = magnitude_to_image(spectrum.abs(), rep)
-    output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
-    silent = image.amax(dim=0) <= -1.0
-    output[:, silent] = -1.0
-    return image_to_magnitude(output, rep), spectrum
-
-
-def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
-                  overlap: float = 0.25, batch_size: int = 4, progress: bool = False) -> np.ndarray:
-    """Style-transfer mono audio [samples] at rep.sample_rate -> audio of exactly the same length.
-
-    Songs shorter than one chunk are zero-padded for the generator and trimmed back. Frames that are digital
-    silence in the input stay silent. Phase: `n_iter` Griffin-Lim iterations starting from the input's phase.
-    Holds the whole song's spectrogram: the reference that streaming.convert_stream reproduces block by block.
-    """
-    magnitude, spectrum = convert_magnitude(generator, audio, rep, overlap, batch_size, progress)
-    device = next(generator.parameters()).device
-    result = griffin_lim(magnitude.to(device), spectrum.angle().to(device), n_iter,
-                         max(len(audio), rep.chunk_samples), rep)
-    return result[: len(audio)].cpu().numpy()
-
-
-def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
-                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False
-                 ) -> tuple[float, float]:
-    """Convert the audio file `song` into the 16-bit WAV `output`, streaming: (seconds of audio, gain applied).
-
-    The file convert_audio(load_audio(song)) and write_wav would give, in memory that does not grow with the
-    song: read in blocks, converted by streaming.convert_stream, written through temporary files renamed into
-    place. Raises AudioError as read_audio_blocks does and OSError when `output` cannot be written; either way
-    no output file is left. bf16: autocast on the CPU too (see streaming.run_generator).
-    """
-    read = 0
-
-    def blocks():
-        nonlocal read
-        with tqdm(desc=Path(song).name, unit="s", disable=not progress,
-                  bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
-            for block in read_audio_blocks(song, rep.sample_rate):
-                read += len(block)
-                bar.update(len(block) / rep.sample_rate)
-                yield block
-
-    device = next(generator.parameters()).device
-    converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
-    gain = write_wav_blocks(output, converted, rep.sample_rate)
-    return read / rep.sample_rate, gain
 
 
 def output_path_for(song: Path, direction: str) -> Path:

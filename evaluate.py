@@ -3,7 +3,7 @@
     uv run evaluate.py --checkpoint checkpoints/latest.pt              # the held-out pop songs of data/pop_val
     uv run evaluate.py --checkpoint run/latest.pt --data /tmp/d my_song.wav other.flac -o out/eval
 
-- Style transfer rate: a jazz-vs-pop genre classifier (style_metrics.py: scikit-learn logistic regression on
+- Style transfer rate: a jazz-vs-pop genre classifier (metrics.py: scikit-learn logistic regression on
   librosa MFCC / log-mel statistics of each 5.94 s chunk), trained on the training split only and scored by
   cross-validation grouped by song, classifies every chunk of the converted songs. Reported next to the same
   figures for the unconverted songs (the pop baseline) and the held-out jazz songs (the ceiling).
@@ -19,61 +19,22 @@ Writes report.md, figures.json, PNGs and the converted WAVs to samples/eval_<che
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-import librosa
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from convert import convert_magnitude, load_generator, pick_device
+from checkpoint import generator_from, load_checkpoint
+from conversion import convert_magnitude
+from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
-from model_cyclegan import load_checkpoint
-from spectrogram import (AudioError, Representation, audio_to_image, griffin_lim, load_audio, magnitude_to_image,
-                         spectral_convergence, split_chunks, stft, write_wav)
-from style_metrics import (GenreClassifier, chroma_similarity, features_of, train_genre_classifier,
-                           transfer_figures)
-from train import ChunkFolder
-
-INVERSIONS = {  # name -> what it is, for the report
-    "librosa_griffinlim": "librosa.griffinlim, random initial phase",
-    "source_phase_griffin_lim": "spectrogram.griffin_lim from the input's phase (convert.py)",
-    "source_phase": "the input's phase alone (n_iter = 0)",
-}
-
-
-def invert(magnitude: torch.Tensor, source_phase: torch.Tensor, length: int, rep: Representation,
-           n_iter: int = 32, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
-    """Audio from a generated |STFT| [n_fft//2 + 1, frames] by each of INVERSIONS -> {name: (audio [length], seconds)}.
-
-    source_phase: the input's STFT phase in radians, same shape. librosa.griffinlim runs with its defaults
-    (random initial phase, momentum 0.99) seeded by `seed`; both Griffin-Lims run `n_iter` iterations.
-    """
-    runs = {
-        "librosa_griffinlim": lambda: librosa.griffinlim(
-            magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, window="hann",
-            center=True, length=length, pad_mode="constant", random_state=seed),
-        "source_phase_griffin_lim": lambda: griffin_lim(magnitude, source_phase, n_iter, length, rep).numpy(),
-        "source_phase": lambda: griffin_lim(magnitude, source_phase, 0, length, rep).numpy(),
-    }
-    results = {}
-    for name, run in runs.items():
-        start = time.perf_counter()
-        audio = run()
-        results[name] = (np.asarray(audio, dtype=np.float32), time.perf_counter() - start)
-    return results
-
-
-def inversion_quality(magnitude: torch.Tensor, inversions: dict[str, tuple[np.ndarray, float]],
-                      rep: Representation) -> dict[str, dict]:
-    """{name: {"spectral_convergence_db", "seconds"}}: spectral_convergence between `magnitude` [n_fft//2 + 1,
-    frames] and the STFT magnitude of each inversion's audio (see `invert`)."""
-    return {name: {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.from_numpy(audio), rep).abs()),
-                   "seconds": seconds} for name, (audio, seconds) in inversions.items()}
-
+from metrics import (INVERSIONS, GenreClassifier, chroma_similarity, features_of, invert, inversion_quality,
+                     train_genre_classifier, transfer_figures)
+from outputs import write_wav
+from runtime import pick_device
+from spectrogram import AudioError, Representation, audio_to_image, load_audio, magnitude_to_image, split_chunks
 
 def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, classifier: GenreClassifier,
                   n_iter: int = 32, seed: int = 0) -> dict:
@@ -103,11 +64,6 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                               for name in ("generated", "written")},
         "inversion": inversion_quality(magnitude, inversions, rep),
     }
-
-
-def song_chunks(path: Path, rep: Representation) -> torch.Tensor:
-    """The chunk images [n, n_bins, chunk_frames] of a song file, cut as audio_preprocessing.py cuts them."""
-    return split_chunks(audio_to_image(load_audio(path, rep.sample_rate), rep), rep)
 
 
 def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: GenreClassifier,
@@ -147,23 +103,6 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
     }
 
 
-def songs_of(folder: Path, instead: str = "the songs to evaluate") -> list[Path]:
-    """The source songs listed in `folder`/representation.json. Raises FileNotFoundError saying what to run, or
-    to pass `instead`, when it is missing, lists no song or a listed song has moved."""
-    marker = folder / "representation.json"
-    if not marker.is_file():
-        raise FileNotFoundError(f"{marker} not found: run `uv run audio_preprocessing.py`, or pass --data or {instead}")
-    songs = [Path(song) for song in json.loads(marker.read_text()).get("songs", {})]
-    if not songs:
-        raise FileNotFoundError(f"{marker} lists no songs: preprocess at least 2 songs per domain so one is held "
-                                f"out, or pass {instead}")
-    missing = [str(song) for song in songs if not song.is_file()]
-    if missing:
-        raise FileNotFoundError(f"songs listed in {marker} are missing: {', '.join(missing)}; pass {instead}, or "
-                                f"run audio_preprocessing.py again")
-    return songs
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
@@ -187,14 +126,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        generator, rep = load_generator(args.checkpoint, "pop2jazz", pick_device(args.device))
+        device = pick_device(args.device)
+        state = load_checkpoint(args.checkpoint, device)
+        generator, rep = generator_from(state, "pop2jazz", device), Representation.from_dict(state["representation"])
         folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
         for folder in folders.values():
             if folder.representation != rep:
                 raise ValueError(f"{folder.folder} was made with other spectrogram settings than {args.checkpoint}: "
                                  f"run audio_preprocessing.py with the checkpoint's settings, or pass --data")
-        pop_songs = args.songs or songs_of(args.data / "pop_val")
-        jazz_songs = args.jazz_songs or songs_of(args.data / "jazz_val", "--jazz-songs")
+        pop_songs = args.songs or listed_songs(args.data / "pop_val", "the songs to evaluate")
+        jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
         jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
         if len(jazz_chunks) == 0:
             raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
@@ -212,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
                                  f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
             results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
             write_wav(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate)
-        state = load_checkpoint(args.checkpoint)
         figures = {"checkpoint": str(args.checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                    "data": str(args.data), "representation": rep.to_dict(),
                    "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep)}

@@ -6,15 +6,13 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from spectrogram import Representation, atomic_write_bytes  # noqa: E402
-from style_metrics import chroma, image_magnitude  # noqa: E402
+from metrics import chroma, image_magnitude
+from outputs import atomic_write_bytes
+from plots import plt, show_spectrogram
+from spectrogram import Representation
 
 PANELS = {"input": "pop input", "generated": "generated spectrogram", "written": "written audio (re-analysed)"}
 TRANSFER_ROWS = {"pop_baseline": "pop input (baseline)", "converted": "converted: generated spectrogram",
@@ -43,13 +41,9 @@ def plot_spectrograms(result: dict, rep: Representation, title: str, path: Path)
     """Input, generated and written-audio spectrograms of one song (dB re full scale), side by side."""
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True, layout="constrained")
     for axis, (name, label) in zip(axes, PANELS.items()):
-        image = whole(result[name])
-        extent = (0, image.shape[-1] * rep.hop_length / rep.sample_rate, 0, rep.sample_rate / 2000)
-        shown = axis.imshow((image + 1) / 2 * (rep.db_max - rep.db_min) + rep.db_min, origin="lower", aspect="auto",
-                            extent=extent, cmap="magma", vmin=rep.db_min, vmax=rep.db_max)
         probability = result["jazz_probability"][name].mean()
-        axis.set(title=f"{label}\nmean P(jazz) {probability:.2f}", xlabel="time (s)")
-    axes[0].set_ylabel("frequency (kHz)")
+        shown = show_spectrogram(axis, whole(result[name]), rep, f"{label}\nmean P(jazz) {probability:.2f}")
+        axis.label_outer()
     figure.colorbar(shown, ax=axes, label="dB")
     figure.suptitle(title)
     figure.savefig(path, dpi=80)

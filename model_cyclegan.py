@@ -6,14 +6,10 @@ The layer lists follow the paper's appendix 7.2 so they can be read against it l
 
 from __future__ import annotations
 
-import pickle
 import random
-from pathlib import Path
 
 import torch
 from torch import nn
-
-from spectrogram import atomic_file
 
 
 class ResnetBlock(nn.Module):
@@ -99,29 +95,6 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
-GENERATORS = ("resnet", "unet")  # the choices of train.py --generator
-
-
-def build_generator(config: dict) -> nn.Module:
-    """The generator a checkpoint's model config describes, so convert.py needs no flag to rebuild it.
-
-    {"generator": "resnet", "width": int, "n_blocks": int}: ResnetGenerator (also when "generator" is absent,
-    as in checkpoints from before the U-Net).
-    {"generator": "unet", "width": int, "image_size": [n_bins, chunk_frames]}: the pix2pix U-Net
-    (model_pix2pix.UnetGenerator) with CycleGAN's InstanceNorm and no dropout, as the authors' CycleGAN code
-    uses it (--norm instance --no_dropout): dropout is pix2pix's noise source and would only blur the cycle.
-    Raises ValueError for an unknown generator name or an image size the U-Net cannot take.
-    """
-    name = config.get("generator", "resnet")
-    if name == "resnet":
-        return ResnetGenerator(1, config["width"], config["n_blocks"])
-    if name == "unet":
-        from model_pix2pix import UnetGenerator  # here, not at the top: model_pix2pix imports this module
-
-        return UnetGenerator(1, config["width"], tuple(config["image_size"]), nn.InstanceNorm2d, dropout=0.0)
-    raise ValueError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
-
-
 class ImagePool:
     """A history of up to `size` generated images for the discriminator (Shrivastava et al. 2017; Zhu et al. 4).
 
@@ -144,7 +117,7 @@ class ImagePool:
                 returned.append(image)
             elif random.random() < 0.5:
                 index = random.randrange(self.size)
-                returned.append(self.images[index].clone())
+                returned.append(self.images[index].to(image.device, copy=True))
                 self.images[index] = image.clone()
             else:
                 returned.append(image)
@@ -153,41 +126,8 @@ class ImagePool:
     def state_dict(self) -> dict:
         return {"size": self.size, "images": [image.cpu() for image in self.images]}
 
-    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict saved; the images stay where the checkpoint was mapped to and move to the
+        device of the next query's images when drawn."""
         self.size = state["size"]
-        self.images = [image.to(device) for image in state["images"]]
-
-
-CHECKPOINT_FORMAT = 1
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically: torch.save to a temporary file in the same folder, fsync, then rename.
-
-    A crash at any point leaves the previous checkpoint at `path` intact. `state` must hold only tensors and
-    plain Python values, so that `load_checkpoint` can read it with weights_only=True.
-    """
-    with atomic_file(path) as file:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, file)
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint without running any code from it (torch.load with weights_only=True).
-
-    Raises FileNotFoundError (with how to get one) when `path` is missing, and ValueError naming the file when
-    it is not a checkpoint of this project or would need to execute code to load.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: train one with `uv run train.py` or pass --checkpoint")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"{path}: refused to load: it holds Python objects beyond tensors and plain values, "
-                         f"which could run code; only load checkpoints written by train.py "
-                         f"({str(error).splitlines()[0]})") from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a checkpoint of this project (format {CHECKPOINT_FORMAT})")
-    return state
+        self.images = list(state["images"])

@@ -3,7 +3,7 @@
 Images here are spectrogram chunks: [batch, channels, n_bins, frames] in [-1, 1] (see spectrogram.py).
 The U-Net follows the paper's appendix 6.1.1 so it can be read against it line by line. The PatchGAN is the
 CycleGAN discriminator class itself with BatchNorm (appendix 6.1.2): one network definition serves both models.
-The U-Net is also a CycleGAN generator: `train.py --generator unet` (see model_cyclegan.build_generator).
+The U-Net is also a CycleGAN generator: `train.py --generator unet` (see checkpoint.build_generator).
 """
 
 from __future__ import annotations

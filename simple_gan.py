@@ -18,26 +18,26 @@ representation's image size and inverted as convert.py does, by Griffin-Lim, her
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
 
-import matplotlib
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from convert import pick_device  # noqa: E402
-from model_cyclegan import init_weights, load_checkpoint, save_checkpoint  # noqa: E402
-from spectrogram import Representation, griffin_lim, image_to_magnitude, write_wav  # noqa: E402
-from train import ChunkFolder, rng_state, seed_everything, set_rng_state  # noqa: E402
+import runtime
+from checkpoint import CheckpointError, explicit_options, restore_parts, resume, save_checkpoint, training_state
+from data import ChunkFolder, DataError
+from model_cyclegan import init_weights
+from outputs import write_wav
+from plots import plt, write_loss_log
+from spectrogram import Representation, griffin_lim, image_to_magnitude
 
 LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
+# options a resumed run takes from this invocation; every other setting comes back from the checkpoint
+SESSION_OPTIONS = {"data", "checkpoint", "samples_dir", "device", "resume"}
 GRID = 4  # the PNG shows GRID x GRID generated images
 
 
@@ -120,15 +120,6 @@ def write_samples(generator: MlpGenerator, fixed_noise: torch.Tensor, rep: Repre
         write_wav(stem.with_name(f"{stem.name}_{index}.wav"), audio, rep.sample_rate)
 
 
-def write_loss_log(history: list[dict], samples_dir: Path) -> None:
-    """<samples-dir>/losses.csv, one row per epoch: the mean losses and mean D(x), D(G(z))."""
-    samples_dir.mkdir(parents=True, exist_ok=True)
-    with open(samples_dir / "losses.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["epoch", *LOSSES])
-        writer.writeheader()
-        writer.writerows(history)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
@@ -138,7 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "read by --resume (default: checkpoints/simple_gan.pt)")
     add("--samples-dir", type=Path, default=Path("samples/simple_gan"), help="PNG grids, WAVs and losses.csv "
         "(default: samples/simple_gan)")
-    add("--epochs", type=int, default=None, help="passes over the chunks (default: 200; with --resume, the saved "
+    add("--epochs", type=int, default=200, help="passes over the chunks (default: 200; with --resume, the saved "
         "number unless given)")
     add("--batch-size", type=int, default=32, help="chunks per step (default: 32)")
     add("--image-size", type=int, default=64, help="side of the square images the GAN sees and makes, shrunk "
@@ -154,103 +145,90 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--resume", action="store_true", help="continue from --checkpoint with its saved settings (--epochs may "
         "extend the run)")
     args = parser.parse_args(argv)
-    args.epochs_given = args.epochs is not None
-    args.epochs = args.epochs if args.epochs_given else 200
+    args.given = explicit_options(parser, argv)
     if min(args.batch_size, args.image_size, args.latent_dim, args.hidden) < 1 or args.n_wavs > GRID ** 2:
         parser.error(f"sizes must be positive and --n-wavs at most {GRID ** 2}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    device = pick_device(args.device)
-    state = None
-    if args.resume:
-        try:
-            state = load_checkpoint(args.checkpoint, device)
-        except FileNotFoundError:
-            print(f"error: --resume: no checkpoint at {args.checkpoint}; train without --resume first, or pass "
-                  f"--checkpoint", file=sys.stderr)
-            return 1
-        kept = ("batch_size", "image_size", "latent_dim", "hidden", "lr", "n_wavs", "griffin_lim_iters", "seed",
-                *(() if args.epochs_given else ("epochs",)))
-        for name in kept:
-            setattr(args, name, state["args"][name])
+    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss."""
+    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError))
+
+
+def gan_step(generator: MlpGenerator, discriminator: MlpDiscriminator, optimizers: dict, real: torch.Tensor
+             ) -> dict[str, float]:
+    """One step of the discriminator (real -> 1, fake -> 0), then of the generator, which maximises log D(G(z))
+    (Goodfellow et al. 2014 section 3: strong gradients early on). real: [B, 1, S, S]. Returns LOSSES' values."""
+    fake = generator(torch.randn(len(real), generator.latent_dim, device=real.device))
+    logits_real, logits_fake = discriminator(real), discriminator(fake.detach())
+    loss_d = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
+        F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    optimizers["optimizer_d"].zero_grad(set_to_none=True)
+    loss_d.backward()
+    optimizers["optimizer_d"].step()
+    logits = discriminator(fake)
+    loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    optimizers["optimizer_g"].zero_grad(set_to_none=True)
+    loss_g.backward()
+    optimizers["optimizer_g"].step()
+    return dict(zip(LOSSES, torch.stack([loss_d, loss_g, torch.sigmoid(logits_real).mean(),
+                                         torch.sigmoid(logits_fake).mean()]).tolist()))
+
+
+def train(args: argparse.Namespace) -> int:
+    """The training run described in the module docstring; see main() for the return codes."""
+    # settings: the device, and with --resume every setting the run was started with
+    device = runtime.pick_device(args.device)
+    state = resume(args, args.checkpoint, device, SESSION_OPTIONS) if args.resume else None
 
     # data
-    try:
-        folder = ChunkFolder(args.data)
-        rep = folder.representation
-        if state is not None and Representation.from_dict(state["representation"]) != rep:
-            raise ValueError(f"{args.checkpoint} was trained on another representation than {args.data}")
-        real_images = shrink_chunks(folder, args.image_size).to(device)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    seed_everything(args.seed)
+    folder = ChunkFolder(args.data)
+    rep = folder.representation
+    if state is not None and Representation.from_dict(state["representation"]) != rep:
+        raise DataError(f"{args.checkpoint} was trained on another representation than {args.data}")
+    real_images = shrink_chunks(folder, args.image_size).to(device)
+    runtime.seed_everything(args.seed)
 
     # models, optimisers
-    generator = init_weights(MlpGenerator(args.image_size, args.latent_dim, args.hidden)).to(device)
+    model = {"image_size": args.image_size, "latent_dim": args.latent_dim, "hidden": args.hidden}
+    generator = init_weights(MlpGenerator(**model)).to(device)
     discriminator = init_weights(MlpDiscriminator(args.image_size, args.hidden)).to(device)
-    optimizer_g = torch.optim.Adam(generator.parameters(), args.lr, betas=(0.5, 0.999))
-    optimizer_d = torch.optim.Adam(discriminator.parameters(), args.lr, betas=(0.5, 0.999))
+    parts = {"generator": generator, "discriminator": discriminator,
+             "optimizer_g": torch.optim.Adam(generator.parameters(), args.lr, betas=(0.5, 0.999)),
+             "optimizer_d": torch.optim.Adam(discriminator.parameters(), args.lr, betas=(0.5, 0.999))}
     fixed_noise = torch.randn(GRID ** 2, args.latent_dim, device=device)
-    modules = {"generator": generator, "discriminator": discriminator, "optimizer_g": optimizer_g,
-               "optimizer_d": optimizer_d}
     start_epoch, history = 1, []
     if state is not None:
-        for name, module in modules.items():
-            module.load_state_dict(state[name])
-        fixed_noise = state["fixed_noise"].to(device)
-        set_rng_state(state["rng"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        if start_epoch > args.epochs:
-            print(f"{args.checkpoint} has finished all {args.epochs} epochs; pass --epochs N to train further")
-            return 0
+        restore_parts(parts, state)
+        runtime.set_rng_state(state["rng"])
+        fixed_noise, start_epoch, history = state["fixed_noise"].to(device), state["epoch"] + 1, state["history"]
+    if start_epoch > args.epochs:
+        print(f"{args.checkpoint} has finished all {args.epochs} epochs; pass --epochs N to train further")
+        return 0
+    if state is not None:
         print(f"resuming {args.checkpoint} at epoch {start_epoch} of {args.epochs}")
-    bce = nn.BCEWithLogitsLoss()
     steps = math.ceil(len(real_images) / args.batch_size)
     print(f"{len(real_images)} chunks of {args.data} as {args.image_size}x{args.image_size} images, {steps} steps "
           f"per epoch, on {device}")
 
+    # the loop: an epoch of steps, then the checkpoint, samples and the loss log
     bar = tqdm(total=(args.epochs - start_epoch + 1) * steps, unit="step")
     for epoch in range(start_epoch, args.epochs + 1):
         bar.set_description(f"epoch {epoch}/{args.epochs}")
         sums = dict.fromkeys(LOSSES, 0.0)
         for batch in torch.randperm(len(real_images), device=device).split(args.batch_size):
-            real = real_images[batch]
-            fake = generator(torch.randn(len(real), args.latent_dim, device=device))
-            # discriminator: real -> 1, fake -> 0
-            logits_real, logits_fake = discriminator(real), discriminator(fake.detach())
-            loss_d = bce(logits_real, torch.ones_like(logits_real)) + bce(logits_fake, torch.zeros_like(logits_fake))
-            optimizer_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            optimizer_d.step()
-            # generator: maximise log D(G(z)) (section 3), which has strong gradients early on
-            logits = discriminator(fake)
-            loss_g = bce(logits, torch.ones_like(logits))
-            optimizer_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            optimizer_g.step()
-
-            values = dict(zip(LOSSES, torch.stack([loss_d, loss_g, torch.sigmoid(logits_real).mean(),
-                                                   torch.sigmoid(logits_fake).mean()]).tolist()))
-            if not all(math.isfinite(value) for value in values.values()):
-                print(f"\nerror: non-finite loss at epoch {epoch}: {values}. Stopped; {args.checkpoint} still "
-                      f"holds the last good epoch. Try a lower --lr.", file=sys.stderr)
-                return 2
+            values = gan_step(generator, discriminator, parts, real_images[batch])
+            runtime.check_finite(values, f"epoch {epoch}", args.checkpoint)
             for name, value in values.items():
                 sums[name] += value
             bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
             bar.update()
         history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()}})
-        save_checkpoint(args.checkpoint, {
-            "epoch": epoch, "representation": rep.to_dict(), "history": history, "fixed_noise": fixed_noise.cpu(),
-            "model": {"image_size": args.image_size, "latent_dim": args.latent_dim, "hidden": args.hidden},
-            "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-            "rng": rng_state(), **{name: module.state_dict() for name, module in modules.items()}})
+        save_checkpoint(args.checkpoint, training_state(epoch, rep, model, history, args, parts,
+                                                        fixed_noise=fixed_noise.cpu()))
         write_samples(generator, fixed_noise, rep, args, epoch)
-        write_loss_log(history, args.samples_dir)
+        write_loss_log(history, args.samples_dir, LOSSES, "simple GAN losses")
     bar.close()
     print(f"done: {args.checkpoint}; samples and losses in {args.samples_dir}/")
     return 0

@@ -7,16 +7,10 @@ checkpoint), so conversion always inverts exactly what training saw.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import math
-import os
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -24,9 +18,8 @@ import soxr
 import torch
 
 SAMPLE_RATE = 22050  # Hz
-N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin
+N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin; images keep its first 512 bins (0 .. 11002 Hz)
 HOP_LENGTH = 256  # 11.6 ms; 75 % overlap, what Griffin-Lim needs to converge well
-N_BINS = N_FFT // 2  # 512 bins: 0 .. 11002 Hz; the Nyquist bin (11025 Hz) is dropped
 CHUNK_FRAMES = 512  # frames per image: 512 * 256 = 131072 samples = 5.94 s, "a 6-second chunk"
 DB_MIN = -100.0  # dB below a full-scale bin; quieter bins are clipped to this floor (-1 in the image)
 DB_MAX = 0.0  # dB of the loudest possible bin (|STFT| = sum of the window); maps to +1
@@ -83,22 +76,6 @@ class Representation:
         if set(values) != names:
             raise ValueError(f"representation keys {sorted(values)} do not match {sorted(names)}")
         return cls(**values)
-
-    def save_json(self, path: Path, **extra) -> None:
-        """Write {"representation": ..., **extra} to `path` atomically."""
-        text = json.dumps({"representation": self.to_dict(), **extra}, indent=2)
-        atomic_write_bytes(Path(path), text.encode())
-
-    @classmethod
-    def load_json(cls, path: Path) -> "Representation":
-        """Read the representation of a dataset folder; raises FileNotFoundError or ValueError naming `path`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: run `uv run audio_preprocessing.py` to make the dataset")
-        try:
-            return cls.from_dict(json.loads(path.read_text())["representation"])
-        except (KeyError, ValueError, TypeError) as error:
-            raise ValueError(f"{path}: not a valid representation file ({error})") from error
 
 
 def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sample_rate: int = SAMPLE_RATE) -> int:
@@ -251,82 +228,3 @@ def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> flo
     error = torch.linalg.vector_norm(reference - estimate)
     norm = torch.linalg.vector_norm(reference)
     return float(20.0 * torch.log10(error / norm.clamp_min(1e-12)).clamp_min(-300.0))
-
-
-def temporary_beside(path: Path, suffix: str = ".tmp") -> str:
-    """Create an empty hidden file '.<name>.XXXX<suffix>' in the folder of `path` (made as needed) and return its
-    name. It gets the permissions a plain open() would give (tempfile.mkstemp alone gives 0600)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return name
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a binary file that appears at `path` only when the block ends without error: written to a temporary
-    file in the same folder, fsynced, then renamed over `path`. A crash at any point leaves the old file intact."""
-    temporary = temporary_beside(Path(path))
-    try:
-        with open(temporary, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through `atomic_file`: never half-written."""
-    with atomic_file(path) as file:
-        file.write(data)
-
-
-def write_wav(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, peak: float = 0.99) -> float:
-    """Write mono float audio [samples] as 16-bit PCM WAV, atomically, never clipping.
-
-    If the peak exceeds `peak` (full scale = 1.0) the whole signal is scaled down to it. Returns the gain
-    applied (1.0 when none). Raises AudioError if the audio holds NaN or inf.
-    """
-    return write_wav_blocks(path, [torch.as_tensor(audio).detach().cpu().numpy()], sample_rate, peak)
-
-
-def write_wav_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, peak: float = 0.99,
-                     block_samples: int = 1 << 18) -> float:
-    """`write_wav` for audio that arrives in blocks ([samples] each), never holding the whole signal.
-
-    The gain is known only after the last block, so the blocks go to a float32 temporary file first and a
-    second pass writes the scaled 16-bit file, renamed into place; a failure leaves no file behind.
-    Returns the gain applied; raises AudioError, naming `path`, at the first block with NaN or inf.
-    """
-    path = Path(path)
-    temporaries = [temporary_beside(path, suffix) for suffix in (".f32.wav", ".wav")]
-    try:
-        loudest = 0.0
-        with sf.SoundFile(temporaries[0], "w", sample_rate, 1, subtype="FLOAT") as file:
-            for block in blocks:
-                block = np.asarray(block, dtype=np.float32)
-                if not np.isfinite(block).all():
-                    raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
-                loudest = max(loudest, float(np.abs(block).max()) if block.size else 0.0)
-                file.write(block)
-        gain = (peak - 2.0**-15) / loudest if loudest > peak else 1.0  # room for 16-bit rounding
-        with sf.SoundFile(temporaries[0]) as source, \
-                sf.SoundFile(temporaries[1], "w", sample_rate, 1, subtype="PCM_16") as target:
-            for block in source.blocks(block_samples, dtype="float32"):
-                target.write(block * gain)
-        os.replace(temporaries[1], path)
-    finally:
-        for name in temporaries:
-            Path(name).unlink(missing_ok=True)
-    return gain
-
-
-def db(value: float) -> float:
-    """20 log10(value), for amplitude ratios."""
-    return 20.0 * math.log10(max(value, 1e-12))

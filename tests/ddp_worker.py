@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
+import runtime
 import train
-import speed
+from data import UnpairedChunks
 
 networks, initial, indices = [], [], []
-training_forms, get_item = speed.training_forms, train.UnpairedChunks.__getitem__
+training_forms, get_item = runtime.training_forms, UnpairedChunks.__getitem__
 
 
 def recording_forms(plain, *args, **kwargs):
@@ -31,7 +32,7 @@ def recording_get_item(self, index):
     return get_item(self, index)
 
 
-speed.training_forms, train.UnpairedChunks.__getitem__ = recording_forms, recording_get_item
+runtime.training_forms, UnpairedChunks.__getitem__ = recording_forms, recording_get_item
 code = train.main(sys.argv[2:])
 weights = [network.state_dict() for network in networks]
 torch.save({"code": code, "indices": indices, "initial": initial, "weights": weights},

@@ -1,4 +1,4 @@
-"""evaluate.py, style_metrics.py and train.py --eval-every, on the real clips of ../shared/audio/gtzan_mini."""
+"""evaluate.py, metrics.py and train.py --eval-every, on the real clips of ../shared/audio/gtzan_mini."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import torch
 import evaluate
 import train
 from conftest import TINY_MODEL
-from convert import convert_magnitude, load_generator
+from checkpoint import load_generator
+from conversion import convert_magnitude
 from spectrogram import Representation, load_audio
-from style_metrics import TransferRateLog, features_of, train_genre_classifier
-from train import ChunkFolder
+from data import ChunkFolder, listed_songs, song_chunks
+from metrics import TransferRateLog, features_of, train_genre_classifier
 
 REP = Representation()
 
@@ -52,8 +53,8 @@ def classifier(dataset):
 @pytest.fixture(scope="module")
 def held_out(dataset):
     """(first held-out pop song, its audio, the held-out jazz chunks [n, n_bins, chunk_frames])."""
-    song = evaluate.songs_of(dataset / "pop_val")[0]
-    jazz = torch.cat([evaluate.song_chunks(path, REP) for path in evaluate.songs_of(dataset / "jazz_val")])
+    song = listed_songs(dataset / "pop_val")[0]
+    jazz = torch.cat([song_chunks(path, REP) for path in listed_songs(dataset / "jazz_val")])
     return song, load_audio(song, REP.sample_rate), jazz
 
 

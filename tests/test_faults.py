@@ -22,12 +22,14 @@ from torch import nn
 
 import audio_preprocessing
 import convert
-import spectrogram
+import outputs
 import train
 from conftest import ROOT, sine, write_wav
-from model_cyclegan import load_checkpoint, save_checkpoint
-from spectrogram import (AudioError, Representation, audio_to_image, load_audio, spectral_convergence, stft,
-                         write_wav as write_output)
+from checkpoint import load_checkpoint, save_checkpoint
+from conversion import convert_audio
+from data import ChunkFolder
+from outputs import write_wav as write_output
+from spectrogram import AudioError, Representation, audio_to_image, load_audio, spectral_convergence, stft
 
 REP = Representation()
 RNG = np.random.default_rng(0)
@@ -96,7 +98,7 @@ def test_8_bit_unsigned_pcm_has_no_dc_offset(tmp_path, checkpoint):
 
 # 3. shorter than a chunk
 def test_short_songs_are_padded_in_convert_and_refused_by_preprocessing(tmp_path, capsys):
-    converted = convert.convert_audio(IdentityGenerator(), sine(2.5), REP, n_iter=4)
+    converted = convert_audio(IdentityGenerator(), sine(2.5), REP, n_iter=4)
     assert converted.shape == (55125,)
     for folder in ("pop", "jazz"):
         for index in range(3):
@@ -161,7 +163,7 @@ def test_stereo_24_bit_is_downmixed(tmp_path):
 # 7. the normalisation round trip
 def test_identity_generator_keeps_pitch_and_loudness():
     source = sine(6.0, amplitude=0.5)
-    converted = convert.convert_audio(IdentityGenerator(), source, REP, n_iter=32)
+    converted = convert_audio(IdentityGenerator(), source, REP, n_iter=32)
     spectrum = np.abs(np.fft.rfft(converted))
     assert abs(np.argmax(spectrum) * 22050 / len(converted) - 440.0) <= 22050 / len(converted)
     rms_db = 20 * np.log10(np.sqrt(np.mean(converted**2)) / np.sqrt(np.mean(source**2)))
@@ -236,7 +238,7 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
     def crash(*args):
         raise KeyboardInterrupt("killed between write and rename")
 
-    monkeypatch.setattr(spectrogram.os, "replace", crash)
+    monkeypatch.setattr(outputs.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(3)})
     monkeypatch.undo()
@@ -246,7 +248,7 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
 
 def test_kill_9_during_saves_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "latest.pt"
-    script = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); from model_cyclegan import save_checkpoint\n"
+    script = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); from checkpoint import save_checkpoint\n"
               f"epoch = 0\nwhile True:\n    epoch += 1\n"
               f"    save_checkpoint({str(path)!r}, {{'epoch': epoch, 'weights': torch.full((4_000_000,), epoch)}})\n")
     process = subprocess.Popen([sys.executable, "-c", script])
@@ -282,7 +284,7 @@ def test_loader_rejects_a_non_finite_chunk_by_name(small_chunks, tmp_path, capsy
 def test_nan_loss_stops_without_touching_the_last_checkpoint(small_chunks, tmp_path, monkeypatch, capsys):
     assert small_run(small_chunks, tmp_path, "--stop-after", "1") == 0
     saved = (tmp_path / "checkpoints" / "latest.pt").read_bytes()
-    monkeypatch.setattr(train.ChunkFolder, "__getitem__", lambda self, index: np.full(self.shape, np.nan, np.float32))
+    monkeypatch.setattr(ChunkFolder, "__getitem__", lambda self, index: np.full(self.shape, np.nan, np.float32))
     assert small_run(small_chunks, tmp_path, "--resume") == 2
     assert "non-finite loss at epoch 2, step 1" in capsys.readouterr().err
     assert (tmp_path / "checkpoints" / "latest.pt").read_bytes() == saved
@@ -338,7 +340,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path, checkpoint, capsys, monkey
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("spectrogram.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("outputs.tempfile.mkstemp", read_only)
     assert convert.main([str(song), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "ro" / "o.wav")]) == 1
     error = capsys.readouterr().err
     assert "cannot write" in error and "Permission denied" in error and "Traceback" not in error

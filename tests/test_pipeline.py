@@ -15,7 +15,8 @@ import audio_preprocessing
 import convert
 import train
 from conftest import TINY_MODEL
-from model_cyclegan import PatchDiscriminator, ResnetGenerator, load_checkpoint
+from checkpoint import load_checkpoint
+from model_cyclegan import PatchDiscriminator, ResnetGenerator
 from spectrogram import (Representation, audio_to_image, image_to_magnitude, istft, load_audio,
                          spectral_convergence, stft)
 

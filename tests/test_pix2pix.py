@@ -13,6 +13,7 @@ from torch import nn
 import convert
 import model_cyclegan
 import train
+from checkpoint import build_generator, load_checkpoint, load_generator
 from model_pix2pix import UnetGenerator, pix2pix_discriminator, unet_levels
 from spectrogram import load_audio
 
@@ -106,15 +107,15 @@ def test_pix2pix_discriminator_is_the_cyclegan_class_with_batchnorm():
 
 
 def test_build_generator_picks_the_network_from_the_config():
-    unet = model_cyclegan.build_generator({"generator": "unet", "width": 4, "n_blocks": 9, "image_size": [64, 128]})
+    unet = build_generator({"generator": "unet", "width": 4, "n_blocks": 9, "image_size": [64, 128]})
     assert isinstance(unet, UnetGenerator) and unet.image_size == (64, 128)
     layers = list(unet.modules())
     assert any(isinstance(layer, nn.InstanceNorm2d) for layer in layers)
     assert not any(isinstance(layer, (nn.BatchNorm2d, nn.Dropout)) for layer in layers)
-    resnet = model_cyclegan.build_generator({"width": 4, "n_blocks": 2})  # configs from before --generator
+    resnet = build_generator({"width": 4, "n_blocks": 2})  # configs from before --generator
     assert isinstance(resnet, model_cyclegan.ResnetGenerator)
     with pytest.raises(ValueError, match="unknown generator 'vgg'; this version knows resnet, unet"):
-        model_cyclegan.build_generator({"generator": "vgg", "width": 4})
+        build_generator({"generator": "vgg", "width": 4})
 
 
 def test_cyclegan_with_unet_trains_resumes_and_converts(dataset, gtzan_mini, tmp_path):
@@ -122,13 +123,13 @@ def test_cyclegan_with_unet_trains_resumes_and_converts(dataset, gtzan_mini, tmp
            "--width", "8", "--steps-per-epoch", "2", "--griffin-lim-iters", "2"]
     assert train.main([*run, "--generator", "unet", "--epochs", "1"]) == 0
     assert train.main([*run, "--resume", "--epochs", "2"]) == 0  # no --generator: the checkpoint's choice holds
-    state = model_cyclegan.load_checkpoint(tmp_path / "ck" / "latest.pt")
+    state = load_checkpoint(tmp_path / "ck" / "latest.pt")
     assert state["model"]["generator"] == "unet" and state["model"]["image_size"] == [512, 512]
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert all(math.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
     assert (tmp_path / "s" / "epoch_002.png").stat().st_size > 0
 
-    generator, rep = convert.load_generator(tmp_path / "ck" / "latest.pt")
+    generator, rep = load_generator(tmp_path / "ck" / "latest.pt")
     assert isinstance(generator, UnetGenerator) and not generator.training
     song = sorted((gtzan_mini / "pop").glob("*.wav"))[0]
     output = tmp_path / "song_jazz.wav"

@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 
 import simple_gan
-from train import ChunkFolder
-from model_cyclegan import load_checkpoint
+from checkpoint import load_checkpoint
+from data import ChunkFolder, read_listing
 from spectrogram import Representation
 
 TINY = ["--image-size", "32", "--latent-dim", "16", "--hidden", "32", "--batch-size", "8", "--n-wavs", "2",
@@ -35,7 +35,7 @@ def gan_run(dataset, tmp_path_factory) -> dict:
 
 def test_each_epoch_writes_a_png_grid_and_wavs(gan_run):
     assert gan_run["codes"] == (0, 0)
-    rep = Representation.load_json(gan_run["data"] / "representation.json")
+    rep = read_listing(gan_run["data"])[0]
     for epoch in (1, 2, 3):
         grid = matplotlib.image.imread(gan_run["samples"] / f"epoch_{epoch:03d}.png")
         assert grid.shape[0] > 300 and grid.shape[1] > 300 and grid[..., :3].std() > 0.05  # an image, not blank
@@ -63,7 +63,7 @@ def test_losses_are_finite_and_logged(gan_run):
 def test_checkpoint_records_the_representation_and_resume_continues_it(gan_run):
     state, before = load_checkpoint(gan_run["checkpoint"]), gan_run["saved_after_two"]
     assert Representation.from_dict(state["representation"]) == \
-        Representation.load_json(gan_run["data"] / "representation.json")
+        read_listing(gan_run["data"])[0]
     assert state["model"] == {"image_size": 32, "latent_dim": 16, "hidden": 32}
     assert state["epoch"] == 3 and before["epoch"] == 2
     assert state["history"][:2] == before["history"]

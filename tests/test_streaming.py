@@ -1,4 +1,4 @@
-"""Streaming conversion (streaming.py, convert.convert_file) against the whole-song reference convert_audio."""
+"""Streaming conversion (conversion.convert_stream and convert_file) against the whole-song reference convert_audio."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import soundfile as sf
 import torch
 
 from conftest import write_wav
-from convert import convert_audio, convert_file
+from conversion import StreamingGriffinLim, convert_audio, convert_file, convert_stream
 from model_cyclegan import ResnetGenerator, init_weights
 from spectrogram import AudioError, Representation, griffin_lim, load_audio, stft
-from streaming import StreamingGriffinLim, convert_stream
 
 REP = Representation()
 SILENCE = slice(100_000, 160_000)  # 2.7 s of digital silence put inside the song

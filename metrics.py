@@ -1,4 +1,4 @@
-"""How jazz is it, and is it still the same song? A genre classifier and a chroma similarity for spectrogram chunks.
+"""The measures of evaluate.py: how jazz is it, is it still the same song, how well does it invert?
 
 Every measure here reads a spectrogram image (spectrogram.py: [n_bins, frames] in [-1, 1]) through
 `image_to_magnitude`, so real chunks, generator outputs and the re-analysed audio of a conversion are all seen
@@ -13,12 +13,15 @@ through the same -100 dB floor and the classifier cannot tell them apart by the 
   sides of a fold).
 - `chroma_similarity`: frame-wise cosine similarity of chroma, the content measure.
 - `TransferRateLog`: the cheap part of evaluate.py that train.py --eval-every runs after an epoch.
+- `invert` and `inversion_quality`: audio from a generated magnitude by several phase methods, and the spectral
+  convergence of each (evaluate.py and benchmark.py).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +34,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from spectrogram import Representation, image_to_magnitude
+from data import song_of_chunk
+from spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
 
 N_MELS = 64
 N_MFCC = 20
@@ -98,11 +102,6 @@ def chroma_similarity(image_a: np.ndarray | torch.Tensor, image_b: np.ndarray | 
     return float(np.mean((a * b).sum(axis=0)[sounding] / norms[sounding]))
 
 
-def song_of_chunk(path: Path) -> str:
-    """The song a chunk file of audio_preprocessing.py came from: 'pop.00001_002.npy' -> 'pop.00001'."""
-    return Path(path).stem.rsplit("_", 1)[0]
-
-
 @dataclasses.dataclass
 class GenreClassifier:
     """A fitted jazz-vs-pop classifier and its grouped cross-validated accuracy (fraction of chunks right)."""
@@ -136,7 +135,7 @@ def classifier_pipeline() -> Pipeline:
 
 def train_genre_classifier(pop_train: Sequence, jazz_train: Sequence, rep: Representation = Representation(),
                            folds: int = CV_FOLDS, seed: int = 0, progress: bool = False) -> GenreClassifier:
-    """Fit the classifier on the chunks of the training split: train.ChunkFolder-likes (item i -> image
+    """Fit the classifier on the chunks of the training split: data.ChunkFolder-likes (item i -> image
     [n_bins, frames], `.files` -> the .npy paths, naming the song as audio_preprocessing.py does).
 
     Accuracy: sklearn cross_val_score with StratifiedGroupKFold over songs, min(folds, songs per domain) folds.
@@ -209,3 +208,47 @@ class TransferRateLog:
                    f"conversion (pop baseline {self.baseline:.0%}, mean P(jazz) {figures['jazz_probability']:.2f}), "
                    f"chroma similarity {similarity:.3f}")
         return row
+
+
+INVERSIONS = {  # name -> what it is, for the report
+    "librosa_griffinlim": "librosa.griffinlim, random initial phase",
+    "source_phase_griffin_lim": "spectrogram.griffin_lim from the input's phase (convert.py)",
+    "source_phase": "the input's phase alone (n_iter = 0)",
+}
+
+
+def invert(magnitude: torch.Tensor, source_phase: torch.Tensor, length: int, rep: Representation,
+           n_iter: int = 32, seed: int = 0, repeats: int = 1, extra: dict | None = None
+           ) -> dict[str, tuple[np.ndarray, float]]:
+    """Audio from a generated |STFT| [n_fft//2 + 1, frames] by each of INVERSIONS -> {name: (audio [length], seconds)}.
+
+    source_phase: the input's STFT phase in radians, same shape. librosa.griffinlim runs with its defaults
+    (random initial phase, momentum 0.99) seeded by `seed`; both Griffin-Lims run `n_iter` iterations. Each
+    method runs `repeats` times and keeps its least time (the least disturbed by other work); `extra`
+    {name: function() -> audio} adds methods timed the same way.
+    """
+    runs = {
+        "librosa_griffinlim": lambda: librosa.griffinlim(
+            magnitude.numpy(), n_iter=n_iter, hop_length=rep.hop_length, n_fft=rep.n_fft, window="hann",
+            center=True, length=length, pad_mode="constant", random_state=seed),
+        "source_phase_griffin_lim": lambda: griffin_lim(magnitude, source_phase, n_iter, length, rep).numpy(),
+        "source_phase": lambda: griffin_lim(magnitude, source_phase, 0, length, rep).numpy(),
+        **(extra or {}),
+    }
+    results = {}
+    for name, run in runs.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            audio = run()
+            times.append(time.perf_counter() - start)
+        results[name] = (np.asarray(audio, dtype=np.float32), min(times))
+    return results
+
+
+def inversion_quality(magnitude: torch.Tensor, inversions: dict[str, tuple[np.ndarray, float]],
+                      rep: Representation) -> dict[str, dict]:
+    """{name: {"spectral_convergence_db", "seconds"}}: spectral_convergence between `magnitude` [n_fft//2 + 1,
+    frames] and the STFT magnitude of each inversion's audio (see `invert`)."""
+    return {name: {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.from_numpy(audio), rep).abs()),
+                   "seconds": seconds} for name, (audio, seconds) in inversions.items()}

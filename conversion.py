@@ -1,20 +1,26 @@
-"""Conversion in a memory that does not grow with the song: the steps of convert.convert_audio, block by block.
+"""How a song is converted: generator windows over its spectrogram, cross-faded, then Griffin-Lim from its phase.
 
-convert_audio holds the whole song, its spectrogram and its Griffin-Lim state (about 1 GB for an hour); here each
-step keeps only the frames it still needs. The STFT frames of a block are computed once its samples are in; each
-generator window runs once its frames are in, `batch_size` windows a call; a frame's cross-faded output is final
-once no later window covers it; Griffin-Lim runs on blocks of frames with enough context on both sides that the
-samples it keeps are those of a whole-song run. So the samples equal convert_audio's, float rounding aside.
+`convert_audio` is the whole-song reference: it holds the song, its spectrogram and its Griffin-Lim state (about
+1 GB for an hour). `convert_file`, which convert.py runs, streams the same steps block by block through
+`convert_stream`, each step keeping only the frames it still needs. The STFT frames of a block are computed once
+its samples are in; each generator window runs once its frames are in, `batch_size` windows a call; a frame's
+cross-faded output is final once no later window covers it; Griffin-Lim runs on blocks of frames with enough
+context on both sides that the samples it keeps are those of a whole-song run. So the samples equal
+convert_audio's, float rounding aside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from spectrogram import Representation, griffin_lim, image_to_magnitude, magnitude_to_image, stft
+from outputs import write_wav_blocks
+from spectrogram import (Representation, griffin_lim, image_to_magnitude, magnitude_to_image, read_audio_blocks,
+                         stft)
 
 
 def crossfade_window(frames: int) -> torch.Tensor:
@@ -47,6 +53,88 @@ def run_generator(generator: torch.nn.Module, windows: torch.Tensor, bf16: bool 
     device = next(generator.parameters()).device
     with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda" or bf16):
         return generator(windows.to(device).unsqueeze(1)).float().squeeze(1).cpu()
+
+
+def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frames: int, overlap: float = 0.25,
+                    batch_size: int = 4, progress: bool = False) -> torch.Tensor:
+    """Run `generator` over a whole-song image [n_bins, frames] (frames >= chunk_frames) -> same shape.
+
+    Windows of `chunk_frames` frames start every chunk_frames * (1 - overlap) frames (the last one ends at the
+    last frame); they go through the generator `batch_size` at a time under torch.inference_mode and are
+    overlap-added with Hann weights, so joins are cross-faded.
+    """
+    frames = image.shape[-1]
+    if frames < chunk_frames:
+        raise ValueError(f"image has {frames} frames, fewer than one chunk ({chunk_frames})")
+    starts = window_starts(frames, chunk_frames, overlap)
+    weight = crossfade_window(chunk_frames)
+    total = torch.zeros_like(image)
+    weights = torch.zeros(frames)
+    for first in tqdm(range(0, len(starts), batch_size), desc="generator", unit="batch", disable=not progress):
+        batch_starts = starts[first:first + batch_size]
+        windows = torch.stack([image[:, s:s + chunk_frames] for s in batch_starts])
+        for start, output in zip(batch_starts, run_generator(generator, windows)):
+            total[:, start:start + chunk_frames] += output * weight
+            weights[start:start + chunk_frames] += weight
+    return total / weights
+
+
+def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, overlap: float = 0.25,
+                      batch_size: int = 4, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(generated |STFT|, the input's complex STFT), both [n_fft//2 + 1, frames], for mono audio [samples].
+
+    Songs shorter than one chunk are zero-padded to rep.chunk_samples first, so frames = 1 + max(samples,
+    chunk_samples) // hop_length. Frames that are digital silence in the input stay silent.
+    """
+    padded = np.pad(audio, (0, max(0, rep.chunk_samples - len(audio)))).astype(np.float32)
+    spectrum = stft(torch.from_numpy(padded), rep)
+    image = magnitude_to_image(spectrum.abs(), rep)
+    output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
+    silent = image.amax(dim=0) <= -1.0
+    output[:, silent] = -1.0
+    return image_to_magnitude(output, rep), spectrum
+
+
+def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
+                  overlap: float = 0.25, batch_size: int = 4, progress: bool = False) -> np.ndarray:
+    """Style-transfer mono audio [samples] at rep.sample_rate -> audio of exactly the same length.
+
+    Songs shorter than one chunk are zero-padded for the generator and trimmed back. Frames that are digital
+    silence in the input stay silent. Phase: `n_iter` Griffin-Lim iterations starting from the input's phase.
+    Holds the whole song's spectrogram: the reference that convert_stream reproduces block by block.
+    """
+    magnitude, spectrum = convert_magnitude(generator, audio, rep, overlap, batch_size, progress)
+    device = next(generator.parameters()).device
+    result = griffin_lim(magnitude.to(device), spectrum.angle().to(device), n_iter,
+                         max(len(audio), rep.chunk_samples), rep)
+    return result[: len(audio)].cpu().numpy()
+
+
+def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
+                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False
+                 ) -> tuple[float, float]:
+    """Convert the audio file `song` into the 16-bit WAV `output`, streaming: (seconds of audio, gain applied).
+
+    The file convert_audio(load_audio(song)) and write_wav would give, in memory that does not grow with the
+    song: read in blocks, converted by convert_stream, written through temporary files renamed into
+    place. Raises AudioError as read_audio_blocks does and OSError when `output` cannot be written; either way
+    no output file is left. bf16: autocast on the CPU too (see run_generator).
+    """
+    read = 0
+
+    def blocks():
+        nonlocal read
+        with tqdm(desc=Path(song).name, unit="s", disable=not progress,
+                  bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
+            for block in read_audio_blocks(song, rep.sample_rate):
+                read += len(block)
+                bar.update(len(block) / rep.sample_rate)
+                yield block
+
+    device = next(generator.parameters()).device
+    converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
+    gain = write_wav_blocks(output, converted, rep.sample_rate)
+    return read / rep.sample_rate, gain
 
 
 def griffin_lim_context(n_iter: int, rep: Representation = Representation()) -> int:
@@ -92,7 +180,7 @@ class StreamingSTFT:
 
 
 class StreamingWindows:
-    """convert.transform_image over an image that arrives frame by frame, with convert_audio's silence gating.
+    """transform_image over an image that arrives frame by frame, with convert_audio's silence gating.
 
     push(spectrum [n_fft//2 + 1, m] complex, the song's STFT frames in order) -> (output image [n_bins, k],
     spectrum [n_fft//2 + 1, k]) for the frames now final; finish() -> the rest. A frame is final once no later
@@ -201,7 +289,7 @@ class StreamingGriffinLim:
 def convert_stream(generator: torch.nn.Module, blocks: Iterable[np.ndarray], rep: Representation,
                    n_iter: int = 32, overlap: float = 0.25, batch_size: int = 4, block_frames: int = 2048,
                    device: torch.device | str = "cpu", bf16: bool = False) -> Iterator[np.ndarray]:
-    """convert.convert_audio for mono audio arriving in blocks ([samples] at rep.sample_rate, any sizes).
+    """convert_audio for mono audio arriving in blocks ([samples] at rep.sample_rate, any sizes).
 
     Yields converted float32 blocks that concatenate to exactly as many samples as came in; songs shorter than
     one chunk are zero-padded for the generator and trimmed back. `block_frames`: frames per Griffin-Lim block

@@ -1,5 +1,5 @@
-"""Speed options: glibc keeping freed memory (convert.py, train.py); for train.py, several processes under
-torchrun, channels_last, cuDNN autotuning and torch.compile.
+"""Run-time set-up shared by the scripts: the device, seeds and RNG state, glibc keeping freed memory, and for
+train.py the speed options: several processes under torchrun, channels_last, cuDNN autotuning, torch.compile.
 
     uv run torchrun --nproc_per_node=4 train.py --workers 4      # 4 GPUs (nccl), or 4 CPU processes (gloo)
     uv run train.py --compile --channels-last                     # one GPU
@@ -15,15 +15,47 @@ from __future__ import annotations
 import atexit
 import ctypes
 import dataclasses
+import math
 import os
+import random
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; otherwise torch.device(name)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (CUDA's too) with `seed`."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """The state of Python's and torch's generators (CPU and CUDA), as tensors and plain values for a checkpoint."""
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` saved (CUDA's only where CUDA is present and it was saved)."""
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available() and state["cuda"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def keep_freed_memory() -> bool:
@@ -90,7 +122,7 @@ def add_arguments(add: Callable) -> None:
 def data_sampler(dataset: Dataset, ranks: Ranks) -> DistributedSampler | None:
     """This rank's share of `dataset` (items rank, rank + world_size, ...), or None for a single process.
 
-    No shuffling here: train.UnpairedChunks draws its own order per epoch, the same on every rank.
+    No shuffling here: data.UnpairedChunks draws its own order per epoch, the same on every rank.
     """
     if ranks.world_size == 1:
         return None
@@ -134,3 +166,27 @@ def mean_across_ranks(values: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     values = values.detach().clone()
     dist.all_reduce(values)
     return values / ranks.world_size
+
+
+class NonFiniteLoss(ArithmeticError):
+    """Training produced a NaN or infinite loss; the message says where and that the last checkpoint is intact."""
+
+
+def check_finite(losses: dict[str, float], where: str, checkpoint: Path) -> None:
+    """Raise NonFiniteLoss naming `where` (e.g. "epoch 2, step 1") when any of `losses` is NaN or infinite."""
+    if not all(math.isfinite(value) for value in losses.values()):
+        raise NonFiniteLoss(f"non-finite loss at {where}: {losses}. Stopped; {checkpoint} still holds the last "
+                            f"good epoch. Try a lower --lr.")
+
+
+def run_command(function: Callable, args, user_errors: tuple[type[Exception], ...]) -> int:
+    """function(args) as a command's exit code: its own, 1 after printing one of `user_errors`, 2 after printing a
+    NonFiniteLoss."""
+    try:
+        return function(args)
+    except user_errors as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    except NonFiniteLoss as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,63 @@
+"""The pictures and logs a person looks at: spectrogram images in dB and loss curves (matplotlib, no screen)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from outputs import atomic_file  # noqa: E402
+from spectrogram import Representation  # noqa: E402
+
+
+def image_db(image: np.ndarray | torch.Tensor, rep: Representation) -> np.ndarray:
+    """A spectrogram image [n_bins, frames] in [-1, 1] -> dB re a full-scale bin, [db_min, db_max]."""
+    image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    return (image.astype(np.float32) + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+
+
+def show_spectrogram(axis: plt.Axes, image: np.ndarray | torch.Tensor, rep: Representation, title: str = ""):
+    """Draw an image [n_bins, frames] on `axis` in dB, time in seconds across, frequency in kHz up: the AxesImage."""
+    extent = (0, image.shape[-1] * rep.hop_length / rep.sample_rate, 0, rep.sample_rate / 2000)
+    shown = axis.imshow(image_db(image, rep), origin="lower", aspect="auto", extent=extent, cmap="magma",
+                        vmin=rep.db_min, vmax=rep.db_max)
+    axis.set(title=title, xlabel="time (s)", ylabel="frequency (kHz)")
+    return shown
+
+
+def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Representation, path: Path,
+                      dpi: int = 80) -> None:
+    """A PNG of spectrogram images stacked top to bottom, each titled by its key, with one dB colour bar."""
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 3.5 * len(panels)), sharex=True, squeeze=False,
+                                layout="constrained")
+    for axis, (title, image) in zip(axes[:, 0], panels.items()):
+        shown = show_spectrogram(axis, image, rep, title)
+        axis.label_outer()
+    figure.colorbar(shown, ax=axes[:, 0], label="dB")
+    with atomic_file(path) as file:
+        figure.savefig(file, format="png", dpi=dpi)
+    plt.close(figure)
+
+
+def write_loss_log(history: list[dict], folder: Path, losses: tuple[str, ...], title: str) -> None:
+    """`folder`/losses.csv (one row per epoch, every key of the rows) and losses.png (the `losses` per epoch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "losses.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    epochs = [row["epoch"] for row in history]
+    for name in losses:
+        axis.plot(epochs, [row[name] for row in history], marker="o", label=name)
+    axis.set(xlabel="epoch", ylabel="mean loss", yscale="log", title=title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(folder / "losses.png", dpi=80)
+    plt.close(figure)
