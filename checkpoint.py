@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model_cyclegan import PatchDiscriminator, ResnetGenerator
+from model_cyclegan import RESIDUAL_SCALE, PatchDiscriminator, ResnetGenerator
 from model_pix2pix import UnetGenerator
 from outputs import atomic_file
 from runtime import rng_state
@@ -64,8 +64,10 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
 def build_generator(config: dict) -> nn.Module:
     """The generator a checkpoint's model config describes, so convert.py needs no flag to rebuild it.
 
-    {"generator": "resnet", "width": int, "n_blocks": int}: model_cyclegan.ResnetGenerator (also when
-    "generator" is absent, as in checkpoints from before the U-Net).
+    {"generator": "resnet", "width": int, "n_blocks": int, "upsample": str, "output": str, "residual_scale":
+    float}: model_cyclegan.ResnetGenerator (also when "generator" is absent, as in checkpoints from before the
+    U-Net); a config without "upsample", "output" or "residual_scale" (from before those options) is the
+    paper's: transposed convolutions and a tanh output.
     {"generator": "unet", "width": int, "image_size": [n_bins, chunk_frames]}: the pix2pix U-Net
     (model_pix2pix.UnetGenerator) with CycleGAN's InstanceNorm and no dropout, as the authors' CycleGAN code
     uses it (--norm instance --no_dropout): dropout is pix2pix's noise source and would only blur the cycle.
@@ -73,15 +75,17 @@ def build_generator(config: dict) -> nn.Module:
     """
     name = config.get("generator", "resnet")
     if name == "resnet":
-        return ResnetGenerator(1, config["width"], config["n_blocks"])
+        return ResnetGenerator(1, config["width"], config["n_blocks"], config.get("upsample", "transpose"),
+                               config.get("output", "direct"), config.get("residual_scale", RESIDUAL_SCALE))
     if name == "unet":
         return UnetGenerator(1, config["width"], tuple(config["image_size"]), nn.InstanceNorm2d, dropout=0.0)
     raise ValueError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
 
 
 def build_discriminator(config: dict) -> nn.Module:
-    """The CycleGAN discriminator of a model config: the 70x70 PatchGAN of width config["disc_width"]."""
-    return PatchDiscriminator(1, config["disc_width"])
+    """The CycleGAN discriminator of a model config: the 70x70 PatchGAN of width config["disc_width"], with
+    spectral normalisation where config["spectral_norm"] (absent in configs from before that option: off)."""
+    return PatchDiscriminator(1, config["disc_width"], spectral_norm=config.get("spectral_norm", False))
 
 
 def generator_from(state: dict, direction: str = "pop2jazz", device: torch.device | str = "cpu") -> nn.Module:

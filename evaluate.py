@@ -12,6 +12,8 @@
 - Inversion quality: spectral convergence (dB, lower is better) between the generated magnitude and the STFT
   magnitude of the audio written from it, for librosa.griffinlim (random initial phase), Griffin-Lim from the
   song's own phase (what convert.py does) and the song's phase alone; with the seconds each took.
+- Artefacts: the checkerboard measure, power at the image's highest spatial frequencies in the generated
+  spectrogram relative to the input's (dB; 0 = none added).
 
 Writes report.md, figures.json, PNGs and the converted WAVs to samples/eval_<checkpoint stem>/ (or --output).
 """
@@ -30,8 +32,8 @@ from checkpoint import generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
-from metrics import (INVERSIONS, GenreClassifier, chroma_similarity, features_of, invert, inversion_quality,
-                     train_genre_classifier, transfer_figures)
+from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
+                     inversion_quality, train_genre_classifier, transfer_figures)
 from outputs import write_wav
 from runtime import pick_device
 from spectrogram import AudioError, Representation, audio_to_image, load_audio, magnitude_to_image, split_chunks
@@ -92,6 +94,9 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                     "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
                     "chroma_similarity_floor": float(np.nanmean(floor))},
         "inversion": inversion,
+        "artefacts": {"checkerboard_db": 10 * np.log10(checkerboard_power(torch.cat([result["generated"] for result
+                                                                                 in results.values()]))
+                                                       / checkerboard_power(inputs))},
         "audio_seconds": float(sum(result["seconds"] for result in results.values())),
         "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
                               "jazz_rate": float(result["is_jazz"]["generated"].mean()),

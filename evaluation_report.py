@@ -123,6 +123,10 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
               "| method | spectral convergence (dB) | seconds |", "|---|---:|---:|"]
     lines += [f"| {value['method']} | {number(value['spectral_convergence_db'], '.2f')} | "
               f"{number(value['seconds'], '.2f')} |" for value in inversion.values()]
+    lines += ["", "## Artefacts", "",
+              f"Checkerboard: power at the image's highest spatial frequencies (period 2 along time, frequency and "
+              f"both), generated spectrogram relative to the input: "
+              f"**{number(figures['artefacts']['checkerboard_db'], '+.1f')} dB** (0 dB: none added)."]
     lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → after) | chroma similarity | "
               "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
     for song, value in figures["songs"].items():

@@ -13,6 +13,8 @@ through the same -100 dB floor and the classifier cannot tell them apart by the 
   sides of a fold).
 - `chroma_similarity`: frame-wise cosine similarity of chroma, the content measure.
 - `TransferRateLog`: the cheap part of evaluate.py that train.py --eval-every runs after an epoch.
+- `checkerboard_power`: the energy at the image's highest spatial frequencies, where the stride-2 transposed
+  convolutions of a generator leave their checkerboard pattern.
 - `invert` and `inversion_quality`: audio from a generated magnitude by several phase methods, and the spectral
   convergence of each (evaluate.py and benchmark.py).
 """
@@ -252,3 +254,19 @@ def inversion_quality(magnitude: torch.Tensor, inversions: dict[str, tuple[np.nd
     frames] and the STFT magnitude of each inversion's audio (see `invert`)."""
     return {name: {"spectral_convergence_db": spectral_convergence(magnitude, stft(torch.from_numpy(audio), rep).abs()),
                    "seconds": seconds} for name, (audio, seconds) in inversions.items()}
+
+
+def checkerboard_power(images: np.ndarray | torch.Tensor) -> float:
+    """Mean power at the three highest spatial frequencies of images [..., H, W]: the period-2 patterns along
+    rows, along columns and diagonally, i.e. the 2-D DFT bins (H/2, 0), (0, W/2) and (H/2, W/2), each
+    normalised by the number of pixels, averaged over the leading axes.
+
+    A stride-2 transposed convolution whose kernel overlaps unevenly puts its checkerboard there (Odena et al.
+    2016); compare a generator's output with its input: 10 log10(output / input) dB above 0 means it added one.
+    """
+    images = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    height, width = images.shape[-2:]
+    rows = (-1.0) ** torch.arange(height, dtype=torch.float32)[:, None]
+    columns = (-1.0) ** torch.arange(width, dtype=torch.float32)[None, :]
+    power = sum((images * sign).mean(dim=(-2, -1)) ** 2 for sign in (rows, columns, rows * columns))
+    return float(power.mean())

@@ -29,17 +29,48 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
+UPSAMPLING = ("transpose", "resize")  # the choices of train.py --upsample
+OUTPUTS = ("direct", "residual")  # the choices of train.py --output
+RESIDUAL_SCALE = 0.5  # a residual generator moves a bin by at most 0.5 in the image, i.e. +-25 dB
+
+
+def upsampling_layer(reads: int, writes: int, upsample: str) -> list[nn.Module]:
+    """The convolution of u<writes>, doubling both sides: [B, reads, H, W] -> [B, writes, 2H, 2W].
+
+    "transpose": a 3x3 transposed convolution with stride 2, the paper's (Zhu et al. 2017 appendix 7.2).
+    "resize": nearest-neighbour x2, then a 3x3 convolution with reflection padding, which cannot make the
+    checkerboard pattern of a stride-2 transposed convolution whose kernel overlaps its neighbours unevenly
+    (Odena, Dumoulin & Olah 2016, "Deconvolution and Checkerboard Artifacts", Distill).
+    Raises ValueError for another name.
+    """
+    if upsample == "transpose":
+        return [nn.ConvTranspose2d(reads, writes, 3, stride=2, padding=1, output_padding=1)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(reads, writes, 3)]
+    raise ValueError(f"unknown upsampling {upsample!r}: use one of {', '.join(UPSAMPLING)}")
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator: c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-1, tanh.
 
     Zhu et al. 2017 appendix 7.2 (the 9-block version, for 256x256 images and up). `width` scales every layer
-    (64 in the paper); `n_blocks` counts the residual blocks (9 in the paper).
+    (64 in the paper); `n_blocks` counts the residual blocks (9 in the paper); `upsample` picks the convolution
+    of u128 and u64 (see `upsampling_layer`; "transpose" is the paper's).
+    `output` "direct" (the paper's) returns tanh(h) of the last convolution's output h; "residual" returns
+    clamp(x + residual_scale * tanh(h), -1, 1), a change to its input x. In our dB-linear image that change is
+    a time-frequency gain mask of at most +-residual_scale * (db_max - db_min) / 2 dB (+-25 dB), so the song's
+    fine structure and timing pass through. `start_as_identity` zeroes the last convolution, after which the
+    residual generator returns its input exactly; init_weights calls it.
     Input [B, channels, H, W] with H and W multiples of 4 -> output of the same shape in [-1, 1].
-    Raises ValueError for other sizes.
+    Raises ValueError for other sizes, or an unknown `upsample` or `output`.
     """
 
-    def __init__(self, channels: int = 1, width: int = 64, n_blocks: int = 9):
+    def __init__(self, channels: int = 1, width: int = 64, n_blocks: int = 9, upsample: str = "transpose",
+                 output: str = "direct", residual_scale: float = RESIDUAL_SCALE):
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown generator output {output!r}: use one of {', '.join(OUTPUTS)}")
+        self.output, self.residual_scale = output, residual_scale
         layers: list[nn.Module] = [  # c7s1-64
             nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
         for multiple in (1, 2):  # d128, d256
@@ -47,16 +78,24 @@ class ResnetGenerator(nn.Module):
                        nn.InstanceNorm2d(width * multiple * 2), nn.ReLU(True)]
         layers += [ResnetBlock(width * 4) for _ in range(n_blocks)]  # R256 x 9
         for multiple in (4, 2):  # u128, u64
-            layers += [nn.ConvTranspose2d(width * multiple, width * multiple // 2, 3, stride=2, padding=1,
-                                          output_padding=1),
+            layers += [*upsampling_layer(width * multiple, width * multiple // 2, upsample),
                        nn.InstanceNorm2d(width * multiple // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]  # c7s1-1
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7)]  # c7s1-1
+        layers += [nn.Tanh()] if output == "direct" else []
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input sides must be multiples of 4, got {tuple(x.shape[-2:])}")
-        return self.model(x)
+        if self.output == "direct":
+            return self.model(x)
+        return torch.clamp(x + self.residual_scale * torch.tanh(self.model(x)), -1.0, 1.0)
+
+    def start_as_identity(self) -> None:
+        """Zero the last convolution (weights and bias): a residual generator then returns its input."""
+        if self.output == "residual":
+            nn.init.zeros_(self.model[-1].weight)
+            nn.init.zeros_(self.model[-1].bias)
 
 
 class PatchDiscriminator(nn.Module):
@@ -65,17 +104,24 @@ class PatchDiscriminator(nn.Module):
     Ck = 4x4 convolution with k filters, norm, LeakyReLU(0.2); stride 2 except C512 and the last layer
     (stride 1); no norm on C64. Zhu et al. 2017 appendix 7.2, Isola et al. 2017 appendix 6.1.2.
     `norm_layer` is InstanceNorm2d for CycleGAN and BatchNorm2d for pix2pix; `width` is 64 in the paper.
+    `spectral_norm` divides every convolution's weight by its largest singular value (Miyato et al. 2018,
+    arXiv 1802.05957; torch.nn.utils.parametrizations.spectral_norm), which bounds how steeply the score can
+    change with the input.
     Input [B, channels, H, W] -> realness scores [B, 1, H/8 - 2, W/8 - 2] (62x62 for 512x512), one per
     70x70 receptive field.
     """
 
-    def __init__(self, channels: int = 1, width: int = 64, norm_layer: type[nn.Module] = nn.InstanceNorm2d):
+    def __init__(self, channels: int = 1, width: int = 64, norm_layer: type[nn.Module] = nn.InstanceNorm2d,
+                 spectral_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         for multiple, stride in ((2, 2), (4, 2), (8, 1)):  # C128, C256, C512
             layers += [nn.Conv2d(width * multiple // 2, width * multiple, 4, stride=stride, padding=1),
                        norm_layer(width * multiple), nn.LeakyReLU(0.2, True)]
         layers += [nn.Conv2d(width * 8, 1, 4, stride=1, padding=1)]
+        if spectral_norm:
+            layers = [nn.utils.parametrizations.spectral_norm(layer) if isinstance(layer, nn.Conv2d) else layer
+                      for layer in layers]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,15 +129,23 @@ class PatchDiscriminator(nn.Module):
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """Draw conv weights from N(0, std) and zero the biases (Zhu et al. 2017 section 4); norm scales from N(1, std)."""
+    """Draw conv weights from N(0, std) and zero the biases (Zhu et al. 2017 section 4); norm scales from N(1, std).
+
+    A spectrally normalised weight is drawn in its original (unnormalised) form. Networks with a
+    `start_as_identity` method (the residual generator) then call it. Returns `module`.
+    """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 0.0, std)
+            normalised = nn.utils.parametrize.is_parametrized(layer, "weight")
+            nn.init.normal_(layer.parametrizations.weight.original if normalised else layer.weight, 0.0, std)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d)) and layer.weight is not None:
             nn.init.normal_(layer.weight, 1.0, std)
             nn.init.zeros_(layer.bias)
+    for layer in module.modules():
+        if hasattr(layer, "start_as_identity"):
+            layer.start_as_identity()
     return module
 
 

@@ -32,14 +32,18 @@ def show_spectrogram(axis: plt.Axes, image: np.ndarray | torch.Tensor, rep: Repr
 
 
 def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Representation, path: Path,
-                      dpi: int = 80) -> None:
-    """A PNG of spectrogram images stacked top to bottom, each titled by its key, with one dB colour bar."""
-    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 3.5 * len(panels)), sharex=True, squeeze=False,
-                                layout="constrained")
-    for axis, (title, image) in zip(axes[:, 0], panels.items()):
+                      columns: int = 1, dpi: int = 80) -> None:
+    """A PNG of spectrogram images in a grid of `columns`, filled row by row, each titled by its key, with one dB
+    colour bar; written atomically."""
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(10 if columns == 1 else 5 * columns, 3.5 * rows),
+                                sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for axis, (title, image) in zip(axes.flat, panels.items()):
         shown = show_spectrogram(axis, image, rep, title)
         axis.label_outer()
-    figure.colorbar(shown, ax=axes[:, 0], label="dB")
+    for axis in axes.flat[len(panels):]:
+        axis.set_axis_off()
+    figure.colorbar(shown, ax=axes, label="dB")
     with atomic_file(path) as file:
         figure.savefig(file, format="png", dpi=dpi)
     plt.close(figure)

@@ -32,7 +32,7 @@ from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_
                         restore_parts, resume, save_checkpoint, training_state)
 from data import ChunkFolder, DataError, UnpairedChunks
 from metrics import TransferRateLog
-from model_cyclegan import ImagePool, init_weights
+from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
 from plots import write_loss_log
 from spectrogram import AudioError, Representation
 from train_outputs import write_sample
@@ -59,6 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--width", type=int, default=64, help="generator width, 64 in the paper (default: 64)")
     add("--n-blocks", type=int, default=9, help="generator residual blocks, 9 in the paper (default: 9)")
     add("--disc-width", type=int, default=None, help="discriminator width (default: same as --width)")
+    add("--upsample", choices=UPSAMPLING, default="transpose", help="ResNet generator up-sampling: transpose "
+        "(stride-2 transposed convolutions, the paper's) or resize (nearest-neighbour x2 then a 3x3 convolution, "
+        "Odena et al. 2016: no checkerboard pattern) (default: transpose)")
+    add("--output", choices=OUTPUTS, default="direct", help="ResNet generator output: direct (tanh, the paper's) "
+        "or residual (a gain of at most +-25 dB applied to the input spectrogram, starting as the identity) "
+        "(default: direct)")
+    add("--spectral-norm", action="store_true", help="spectral normalisation of every discriminator convolution "
+        "(Miyato et al. 2018)")
     add("--steps-per-epoch", type=int, default=0, help="cap on steps per epoch; 0 = every chunk (default: 0)")
     add("--lr", type=float, default=2e-4, help="Adam learning rate (default: 2e-4)")
     add("--lambda-cycle", type=float, default=10.0, help="weight of the L1 cycle loss (default: 10)")
@@ -79,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.given = explicit_options(parser, argv)
     args.disc_width = args.disc_width or args.width
+    if args.generator == "unet" and {"upsample", "output"} & args.given:
+        parser.error("--upsample and --output shape the ResNet generator; the U-Net has its own (leave them out)")
     return args
 
 
@@ -243,7 +253,8 @@ def train(args: argparse.Namespace) -> int:
     # models, optimisers, schedules, image pools
     model = state["model"] if state is not None else {
         "generator": args.generator, "width": args.width, "n_blocks": args.n_blocks, "disc_width": args.disc_width,
-        "image_size": [rep.n_bins, rep.chunk_frames]}
+        "image_size": [rep.n_bins, rep.chunk_frames], "upsample": args.upsample, "output": args.output,
+        "residual_scale": RESIDUAL_SCALE, "spectral_norm": args.spectral_norm}
     parts = build_cyclegan(model, args, device)
     start_epoch, history = restore_run(parts, state, args.epochs) if state is not None else (1, [])
     if start_epoch > args.epochs:

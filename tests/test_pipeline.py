@@ -91,7 +91,8 @@ def test_tiny_training_run_writes_checkpoint_samples_and_losses(tiny_run):
     assert state["epoch"] == 2
     assert state["representation"] == REP.to_dict()
     assert state["model"] == {"generator": "resnet", "width": 8, "n_blocks": 2, "disc_width": 8,
-                              "image_size": [512, 512]}
+                              "image_size": [512, 512], "upsample": "transpose", "output": "direct",
+                              "residual_scale": 0.5, "spectral_norm": False}
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert all(np.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
     assert state["optimizer_g"]["state"][0]["step"] == 6  # 2 epochs x 3 steps

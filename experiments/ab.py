@@ -1,0 +1,223 @@
+"""A/B test of the sound-quality levers of train.py on held-out songs: which ones make the default?
+
+    uv run experiments/ab.py                     # 7 runs of 600 steps, one at a time: hours on 2 CPU cores
+    uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it)
+    uv run experiments/ab.py --runs baseline:1,residual:1   # more runs into the same table
+
+Protocol (every run the same way, one at a time, so they do not slow each other):
+- data: the clips in --clips (pop/ and jazz/) preprocessed once with --val-fraction 0.3, so 3 of 10 songs per
+  domain are held out; the same split (seed 0) for every run;
+- training: train.py at the CPU size (--width 16 --n-blocks 3), the same number of optimiser steps for every
+  run, the lever's flags on top of the paper's recipe; a run is a variant and a seed;
+- figures: evaluate.py on the held-out pop songs (the classifier trained on the training split only): style
+  transfer rate and mean P(jazz), chroma similarity to the source, spectral convergence of the written audio
+  against the generated magnitude (consistency), the checkerboard measure; and training seconds per step;
+- a picture of one held-out 6 s excerpt as input and as each run converts it, and those conversions as WAVs.
+
+Writes <output>/ab.md (the table), ab.json, ab.png, <run>.wav and the runs' checkpoints and reports under
+<output>/runs/. A run already finished there is not trained again, and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from checkpoint import generator_from, load_checkpoint  # noqa: E402
+from conversion import convert_audio, convert_magnitude  # noqa: E402
+from data import listed_songs  # noqa: E402
+from outputs import atomic_write_bytes, write_wav  # noqa: E402
+from plots import save_spectrograms  # noqa: E402
+from spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402
+
+VARIANTS = {  # name -> train.py flags on top of the paper's recipe
+    "baseline": [],
+    "resize": ["--upsample", "resize"],
+    "residual": ["--output", "residual"],
+    "spectral_norm": ["--spectral-norm"],
+    "combined": ["--upsample", "resize", "--output", "residual", "--spectral-norm"],
+}
+DEFAULT_RUNS = "baseline:0,resize:0,residual:0,spectral_norm:0,combined:0,baseline:1,combined:1"
+CLIPS = ROOT.parent / "shared" / "audio" / "gtzan_mini"
+FULL = {"model": ["--width", "16", "--n-blocks", "3"], "steps": 600, "griffin_lim_iters": 32}
+QUICK = {"model": ["--width", "4", "--n-blocks", "1", "--pool-size", "2"], "steps": 2, "griffin_lim_iters": 2}
+
+
+def run(command: list[str], log: Path) -> None:
+    """Run a project script with this Python, its output appended to `log`; raises RuntimeError with the log's
+    tail when it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as file:
+        code = subprocess.run([sys.executable, *command], cwd=ROOT, stdout=file, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {code}); the end of {log}:\n"
+                           + log.read_text()[-3000:])
+
+
+def prepare_data(clips: Path, folder: Path) -> Path:
+    """The clips preprocessed once into `folder` with 30 % of the songs held out: `folder`."""
+    if not (folder / "pop_val").is_dir():
+        run(["audio_preprocessing.py", "--pop", str(clips / "pop"), "--jazz", str(clips / "jazz"), "--output",
+             str(folder), "--val-fraction", "0.3", "--seed", "0"], folder.parent / "preprocessing.log")
+    return folder
+
+
+def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings: dict) -> dict:
+    """Train one run (or finish it) and evaluate it on the held-out songs: its row of figures."""
+    chunks = max(len(list((data / f"{domain}_train").glob("*.npy"))) for domain in ("pop", "jazz"))
+    epochs = max(1, math.ceil(settings["steps"] / chunks))
+    steps_per_epoch = min(chunks, settings["steps"])
+    checkpoint = folder / "checkpoints" / "latest.pt"
+    trained = checkpoint.is_file() and load_checkpoint(checkpoint)["epoch"] >= epochs
+    if not trained:
+        command = ["train.py", "--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"),
+                   "--samples-dir", str(folder / "samples"), *settings["model"], *VARIANTS[name], "--seed", str(seed),
+                   "--epochs", str(epochs), "--steps-per-epoch", str(steps_per_epoch), "--griffin-lim-iters", "8"]
+        run([*command, *(["--resume"] if checkpoint.is_file() else [])], folder / "train.log")
+    report = folder / "eval"
+    if not (report / "figures.json").is_file() or not trained:
+        run(["evaluate.py", "--checkpoint", str(checkpoint), "--data", str(data), "-o", str(report),
+             "--griffin-lim-iters", str(settings["griffin_lim_iters"])], folder / "evaluate.log")
+    figures = json.loads((report / "figures.json").read_text())
+    history = load_checkpoint(checkpoint)["history"]
+    return {"run": f"{name}:{seed}", "variant": name, "seed": seed, "flags": " ".join(VARIANTS[name]),
+            "steps": epochs * steps_per_epoch,
+            "seconds_per_step": sum(row["seconds"] for row in history) / (epochs * steps_per_epoch),
+            "transfer_rate": figures["style_transfer"]["converted"]["jazz_rate"],
+            "jazz_probability": figures["style_transfer"]["converted"]["jazz_probability"],
+            "transfer_rate_audio": figures["style_transfer"]["converted_audio"]["jazz_rate"],
+            "chroma_similarity": figures["content"]["chroma_similarity"],
+            "consistency_db": figures["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"],
+            "checkerboard_db": figures["artefacts"]["checkerboard_db"],
+            "pop_baseline": figures["style_transfer"]["pop_baseline"],
+            "jazz_ceiling": figures["style_transfer"]["jazz_ceiling"],
+            "chroma_floor": figures["content"]["chroma_similarity_floor"],
+            "classifier_accuracy": figures["classifier"]["cv_accuracy"], "held_out_chunks":
+                figures["style_transfer"]["converted"]["chunks"]}
+
+
+def verdicts(rows: list[dict]) -> dict[str, str]:
+    """The issue's rule for each lever, on means over seeds: a default only if it raises the transfer rate
+    without chroma below the baseline's, or improves consistency or checkerboard at equal transfer."""
+    means = {}
+    for row in rows:
+        means.setdefault(row["variant"], []).append(row)
+    means = {name: {key: sum(r[key] for r in group) / len(group) for key in
+                    ("transfer_rate", "chroma_similarity", "consistency_db", "checkerboard_db")}
+             for name, group in means.items()}
+    base = means.get("baseline")
+    if base is None:
+        return {}
+    result = {}
+    for name, mean in means.items():
+        if name == "baseline":
+            continue
+        better_transfer = mean["transfer_rate"] > base["transfer_rate"]
+        keeps_chroma = mean["chroma_similarity"] >= base["chroma_similarity"]
+        equal_transfer = abs(mean["transfer_rate"] - base["transfer_rate"]) < 1e-9
+        cleaner = mean["consistency_db"] < base["consistency_db"] or mean["checkerboard_db"] < base["checkerboard_db"]
+        result[name] = "wins" if (better_transfer and keeps_chroma) or (equal_transfer and cleaner) else "no"
+    return result
+
+
+def markdown(rows: list[dict], settings: dict, machine: dict) -> str:
+    """ab.md: the protocol in one paragraph and the table."""
+    first = rows[0]
+    lines = [f"# Sound-quality A/B: {len(rows)} runs of {first['steps']} steps, "
+             f"model {' '.join(settings['model'])}", "",
+             f"Held-out: {first['held_out_chunks']} pop chunks (3 songs); classifier cross-validated accuracy "
+             f"{first['classifier_accuracy']:.0%}. Unconverted pop: {first['pop_baseline']['jazz_rate']:.0%} "
+             f"classified jazz (P(jazz) {first['pop_baseline']['jazz_probability']:.2f}); real held-out jazz: "
+             f"{first['jazz_ceiling']['jazz_rate']:.0%} ({first['jazz_ceiling']['jazz_probability']:.2f}); chroma "
+             f"floor (unrelated pop/jazz) {first['chroma_floor']:.3f}. Machine: {machine['cpus']} CPUs, "
+             f"{machine['threads']} torch thread(s) per run, load average {machine['load_before']:.1f} before and "
+             f"{machine['load_after']:.1f} after.", "",
+             "| run | flags | transfer rate | P(jazz) | chroma | consistency (dB) | checkerboard (dB) | s/step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['transfer_rate']:.0%} | "
+                     f"{row['jazz_probability']:.2f} | {row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | "
+                     f"{row['checkerboard_db']:+.1f} | {row['seconds_per_step']:.2f} |")
+    lines += ["", "Verdicts (means over seeds, the rule of experiments/ab.py `verdicts`): "
+              + ", ".join(f"{name}: {verdict}" for name, verdict in verdicts(rows).items()), ""]
+    return "\n".join(lines)
+
+
+def picture(rows: list[dict], data: Path, output: Path, n_iter: int) -> None:
+    """ab.png: the first held-out pop song's first chunk as input and as each run converts it; <run>.wav each."""
+    song = listed_songs(data / "pop_val")[0]
+    rep = Representation()
+    excerpt = load_audio(song, rep.sample_rate)[: rep.chunk_samples]
+    panels = {f"input: {song.name}, first {rep.chunk_seconds:.1f} s": audio_to_image(excerpt, rep)}
+    for row in rows:
+        state = load_checkpoint(output / "runs" / row["run"].replace(":", "_seed") / "checkpoints" / "latest.pt")
+        generator = generator_from(state, "pop2jazz")
+        magnitude, _ = convert_magnitude(generator, excerpt, rep)
+        panels[f"{row['run']}: transfer {row['transfer_rate']:.0%}, chroma {row['chroma_similarity']:.2f}"] = \
+            magnitude_to_image(magnitude, rep)
+        write_wav(output / f"{row['run'].replace(':', '_seed')}.wav", convert_audio(generator, excerpt, rep, n_iter),
+                  rep.sample_rate)
+    write_wav(output / "input.wav", excerpt, rep.sample_rate)
+    save_spectrograms(panels, rep, output / "ab.png", columns=2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default=DEFAULT_RUNS, help=f"variant:seed pairs, comma-separated; variants: "
+                        f"{', '.join(VARIANTS)} (default: {DEFAULT_RUNS})")
+    parser.add_argument("--steps", type=int, help="optimiser steps per run (default: 600; 2 with --quick)")
+    parser.add_argument("--clips", type=Path, default=CLIPS, help=f"folder with pop/ and jazz/ songs (default: "
+                        f"{CLIPS})")
+    parser.add_argument("--output", type=Path, default=Path("samples/ab"), help="default: samples/ab")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1, so that other "
+                        "work on a 2-core machine takes the other core without slowing the runs)")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 2 steps: a smoke test of this script")
+    args = parser.parse_args(argv)
+    args.runs = [(name, int(seed)) for name, seed in (item.split(":") for item in args.runs.split(","))]
+    unknown = sorted({name for name, _ in args.runs} - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}: use {', '.join(VARIANTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
+        print(f"error: {args.clips} has no pop/ and jazz/ folders of songs; pass --clips", file=sys.stderr)
+        return 1
+    settings = dict(QUICK if args.quick else FULL)
+    settings["steps"] = args.steps or settings["steps"]
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the runs' processes inherit it
+    torch.set_num_threads(args.threads)
+    machine = {"cpus": os.cpu_count(), "threads": args.threads, "load_before": os.getloadavg()[0]}
+    data = prepare_data(args.clips, args.output / "data")
+    rows = []
+    for name, seed in args.runs:
+        start = time.perf_counter()
+        rows.append(train_and_evaluate(name, seed, data, args.output / "runs" / f"{name}_seed{seed}", settings))
+        print(f"{name}:{seed}: transfer {rows[-1]['transfer_rate']:.0%}, chroma {rows[-1]['chroma_similarity']:.3f}, "
+              f"consistency {rows[-1]['consistency_db']:.1f} dB, checkerboard {rows[-1]['checkerboard_db']:+.1f} dB "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    machine["load_after"] = os.getloadavg()[0]
+    picture(rows, data, args.output, settings["griffin_lim_iters"])
+    atomic_write_bytes(args.output / "ab.json", json.dumps({"settings": settings, "machine": machine, "runs": rows},
+                                                            indent=2).encode())
+    text = markdown(rows, settings, machine)
+    atomic_write_bytes(args.output / "ab.md", text.encode())
+    print(f"\n{text}\nwritten to {args.output}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
