@@ -181,15 +181,13 @@ def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device
 
 
 def find_checkpoint(name: str, path: Path | None = None) -> Path:
-    """The checkpoint a command uses: `path` (--checkpoint) when given, else the latest one of the run `name`,
-    checkpoints/NAME/latest.pt. The one place that decides it, for convert.py and evaluate.py.
+    """The checkpoint a command uses: `path` (--checkpoint) when given (load_checkpoint says when it is missing),
+    else the latest one of the run `name`, checkpoints/NAME/latest.pt. The one place that decides it, for
+    convert.py and evaluate.py.
 
-    Raises FileNotFoundError saying how to get one, and naming the runs there are, when it does not exist.
+    Raises FileNotFoundError saying how to get one, and naming the runs there are, when the run has none.
     """
     if path is not None:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: train one with `uv run train.py` or pass another "
-                                    f"--checkpoint")
         return Path(path)
     found = CHECKPOINTS / name / LATEST
     if found.is_file():

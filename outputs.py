@@ -227,8 +227,8 @@ def audio_format(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[str, str]:
 
 
 def audio_bytes(samples: int) -> int:
-    """About the bytes of `samples` mono samples written to `path` plus the float32 copy `write_audio_blocks`
-    keeps meanwhile (16-bit PCM is an upper bound for the compressed formats)."""
+    """About the bytes `write_audio_blocks` needs for `samples` mono samples: the 16-bit file (an upper bound for
+    the compressed formats) and the float32 copy it keeps meanwhile."""
     return samples * (4 + 2) + 4096
 
 
@@ -252,7 +252,8 @@ def write_audio(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, 
     `provenance_of` knows it for ours. Returns the gain applied (1.0 when none). Raises AudioError if the audio
     holds NaN or inf, OutputFormatError / OutputError as `write_audio_blocks` does.
     """
-    return write_audio_blocks(path, [torch.as_tensor(audio).detach().cpu().numpy()], sample_rate, provenance, peak)
+    audio = torch.as_tensor(audio).detach().cpu().numpy()
+    return write_audio_blocks(path, [audio], sample_rate, provenance, peak, size=audio_bytes(len(audio)))
 
 
 def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, provenance: dict,

@@ -233,11 +233,6 @@ def run_child(command: list[str], **options) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def exit_code_of(interruption: KeyboardInterrupt) -> int:
-    """The shell's code for a process ended by a signal, 128 + its number: 130 for Ctrl-C, 143 for SIGTERM."""
-    return 128 + getattr(interruption, "signum", signal.SIGINT)
-
-
 def printable(text: str) -> str:
     """`text` (a file name, a message) with the bytes of a name that is not valid UTF-8 escaped as \\xe9, as the
     console shows them: for places that take only valid Unicode, such as a plot's title or a UTF-8 report."""
@@ -245,11 +240,9 @@ def printable(text: str) -> str:
 
 
 def _escape_unprintable(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: a byte of a file name that is not valid UTF-8 (held as a surrogate escape) as \\xe9,
-    any other character the console cannot show as \\u escape."""
-    text = error.object[error.start:error.end]
-    return "".join(f"\\x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF else
-                   char.encode("ascii", "backslashreplace").decode() for char in text), error.end
+    """Codec error handler: what the console cannot show, escaped: a byte of a file name that is not valid UTF-8
+    as \\xe9 (see printable), any other character as a \\u escape."""
+    return printable(error.object[error.start:error.end]).encode("ascii", "backslashreplace").decode(), error.end
 
 
 def safe_console() -> None:
@@ -279,8 +272,8 @@ def run_command(function: Callable, args, user_errors: tuple[type[Exception], ..
         print(f"\nerror: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interruption:
-        signum = getattr(interruption, "signum", None)
-        name = signal.Signals(signum).name if signum else "Ctrl-C"
+        signum = getattr(interruption, "signum", signal.SIGINT)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(f"\ninterrupted ({name}): no file was left half-written{'; ' if interrupted else ''}{interrupted}",
               file=sys.stderr)
-        return exit_code_of(interruption)
+        return 128 + signum  # the shell's code for a process a signal ended: 130 for Ctrl-C, 143 for SIGTERM

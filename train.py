@@ -245,9 +245,9 @@ def write_epoch_outputs(generator_ab: nn.Module, val: ChunkFolder | None, rep: R
 
 def format_duration(seconds: float) -> str:
     """'40 s', '12 min', '3.5 h' or '6.9 days'."""
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+    for unit, size, digits in (("days", 86400, 1), ("h", 3600, 1), ("min", 60, 0)):
         if seconds >= 2 * size:
-            return f"{seconds / size:.1f} {unit}" if unit != "min" else f"{seconds / size:.0f} min"
+            return f"{seconds / size:.{digits}f} {unit}"
     return f"{seconds:.0f} s"
 
 
