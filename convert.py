@@ -79,23 +79,24 @@ def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
     return jobs, notes
 
 
+def clashes(jobs: list[Job]) -> list[list[Job]]:
+    """The groups of jobs that would write one output file."""
+    by_output: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_output.setdefault(os.path.normcase(os.path.abspath(job.output)), []).append(job)
+    return [group for group in by_output.values() if len(group) > 1]
+
+
 def separate_clashes(jobs: list[Job], direction: str) -> None:
     """Give songs that would write the same output (song.mp3 and song.ogg -> song_jazz.wav) outputs named after
     their whole file name instead (song.mp3_jazz.wav, song.ogg_jazz.wav). Raises ValueError, before any work,
     when outputs still clash (the same name in two folders converted into one --output-dir)."""
-    for _ in range(2):
-        by_output: dict[str, list[Job]] = {}
-        for job in jobs:
-            by_output.setdefault(os.path.normcase(os.path.abspath(job.output)), []).append(job)
-        clashes = [group for group in by_output.values() if len(group) > 1]
-        if not clashes:
-            return
-        for group in clashes:
-            for job in group:
-                job.output = job.output.with_name(f"{job.song.name}_{DIRECTIONS[direction][1]}{job.output.suffix}")
-    songs = ", ".join(str(job.song) for job in clashes[0])
-    raise ValueError(f"{songs} would all be written to {clashes[0][0].output}: convert them into separate "
-                     f"--output-dir folders, or one at a time with -o")
+    for group in clashes(jobs):
+        for job in group:
+            job.output = job.output.with_name(f"{job.song.name}_{DIRECTIONS[direction][1]}{job.output.suffix}")
+    for group in clashes(jobs):
+        raise ValueError(f"{', '.join(str(job.song) for job in group)} would all be written to {group[0].output}: "
+                         f"convert them into separate --output-dir folders, or one at a time with -o")
 
 
 def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[str]]:
@@ -120,6 +121,7 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
                           f"to do it anyway")
         else:
             songs.append(job)
+    separate_clashes(songs, args.direction)
     inputs = {os.path.abspath(job.song) for job in songs}
     for job in songs:
         if os.path.abspath(job.output) in inputs:
@@ -133,7 +135,6 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
                      f"{', '.join(map(str, ours))}")
     if done:
         notes.append(f"{len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
-    separate_clashes(kept, args.direction)
     for job in kept:
         audio_format(job.output, sample_rate)
     needs: dict[Path, int] = {}

@@ -159,6 +159,10 @@ def test_folder_conversion_into_an_output_dir_keeps_every_output(tiny_run, tmp_p
     assert listing(out / "live") == ["take_jazz.wav"]
     inputs = {provenance_of(out / name)["input"] for name in listing(out)[1:]}
     assert inputs == {str(songs / name) for name in ("song.wav", "song.flac", "song.mp3")}  # none replaced
+    written = {name: (out / name).read_bytes() for name in listing(out)[1:]}
+    assert convert.main([str(songs), "--output-dir", str(out), "--checkpoint", str(tiny_run["checkpoints"] /
+                        "latest.pt")]) == 0  # again: every song converted before, nothing replaced
+    assert {name: (out / name).read_bytes() for name in listing(out)[1:]} == written
 
 
 def test_the_output_format_follows_the_extension(tiny_run, tmp_path, monkeypatch, capsys):
