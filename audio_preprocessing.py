@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from data import LISTING, chunk_stems, scan_folder, write_listing
 from outputs import atomic_write_bytes, check_writable, provenance_of, writing
-from runtime import run_command
+from runtime import TERMINATION_SIGNALS, run_command
 from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, chunk_frames_for_seconds,
                          load_audio, split_chunks)
 
@@ -62,7 +62,7 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # one process per core does the parallel work
     # the main process alone handles interruptions: it cancels the queue and removes what was staged
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+    for number in TERMINATION_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
 
 
@@ -100,17 +100,12 @@ def songs_of(domain: str, folder: Path, entry: dict, verbose: bool) -> list[Path
     Warns about those and about links to folders searched already; counts the other files in `entry`, naming
     them when `verbose`."""
     scan = scan_folder(folder)
-    for link in scan.repeated_folders:
-        tqdm.write(f"warning: {link} leads to a folder searched already (a link loop, or a second link to it): "
-                   f"its songs are read once")
+    for note in scan.notes(folder, verbose):
+        tqdm.write(note)
     ours = [path for path in scan.audio if provenance_of(path) is not None]
     if ours:
         tqdm.write(f"warning: {len(ours)} {domain} file(s) were written by pop2jazz itself (convert.py outputs, "
                    f"samples): skipped, so the model never trains on its own output: {', '.join(map(str, ours))}")
-    if scan.other:
-        names = f": {', '.join(map(str, scan.other))}" if verbose else " (-v names them)"
-        tqdm.write(f"note: {len(scan.other)} other file(s) in {folder} are not audio libsndfile reads, "
-                   f"skipped{names}")
     entry.update(own_outputs=len(ours), other_files=len(scan.other))
     return [path for path in scan.audio if path not in ours]
 

@@ -69,10 +69,7 @@ def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
             jobs.append(Job(given, args.output or output_path_for(given, args.direction, args.format, folder)))
             continue
         scan = scan_folder(given)
-        notes += [f"{link} leads to a folder searched already: its songs are converted once"
-                  for link in scan.repeated_folders]
-        if scan.other:
-            notes.append(f"{len(scan.other)} other file(s) in {given} are not audio libsndfile reads: skipped")
+        notes += scan.notes(given)
         for song in scan.audio:
             folder = song.parent if args.output_dir is None else args.output_dir / song.parent.relative_to(given)
             jobs.append(Job(song, output_path_for(song, args.direction, args.format, folder), found=True))
@@ -131,10 +128,10 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
         else:
             kept.append(job)
     if ours:
-        notes.append(f"{len(ours)} file(s) written by pop2jazz itself skipped (--allow-converted converts them too): "
-                     f"{', '.join(map(str, ours))}")
+        notes.append(f"note: {len(ours)} file(s) written by pop2jazz itself skipped (--allow-converted converts them "
+                     f"too): {', '.join(map(str, ours))}")
     if done:
-        notes.append(f"{len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
+        notes.append(f"note: {len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
     for job in kept:
         audio_format(job.output, sample_rate)
     needs: dict[Path, int] = {}
@@ -143,7 +140,7 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
     for folder, size in needs.items():
         check_writable(folder, size, "pass -o or --output-dir with a writable place")
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(note, file=sys.stderr)
     return kept, errors
 
 

@@ -92,6 +92,17 @@ class FolderScan:
     other: list[Path]
     repeated_folders: list[Path]
 
+    def notes(self, folder: Path, verbose: bool = False) -> list[str]:
+        """What a user should hear about the scan of `folder`: links to folders searched already, and the count
+        of other files (their names when `verbose`)."""
+        notes = [f"warning: {link} leads to a folder searched already (a link loop, or a second link to it): "
+                 f"its songs are read once" for link in self.repeated_folders]
+        if self.other:
+            names = f": {', '.join(map(str, self.other))}" if verbose else " (-v names them)"
+            notes.append(f"note: {len(self.other)} other file(s) in {folder} are not audio libsndfile reads, "
+                         f"skipped{names}")
+        return notes
+
 
 def scan_folder(folder: Path) -> FolderScan:
     """Every file below `folder`, following links to folders (Path.rglob does not before Python 3.13), each real
