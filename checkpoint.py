@@ -180,6 +180,13 @@ def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device
     return generator_from(state, direction, device, path), Representation.from_dict(state["representation"])
 
 
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say which checkpoint a command uses (see find_checkpoint): --name and --checkpoint."""
+    parser.add_argument("--name", default="pop2jazz", help=f"the train.py run whose checkpoint to use: "
+                        f"{CHECKPOINTS}/NAME/{LATEST} (default: pop2jazz)")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint file to use instead of the run's")
+
+
 def find_checkpoint(name: str, path: Path | None = None) -> Path:
     """The checkpoint a command uses: `path` (--checkpoint) when given (load_checkpoint says when it is missing),
     else the latest one of the run `name`, checkpoints/NAME/latest.pt. The one place that decides it, for

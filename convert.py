@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import DIRECTIONS, find_checkpoint, load_generator
+from checkpoint import DIRECTIONS, add_checkpoint_options, find_checkpoint, load_generator
 from conversion import convert_file
 from data import scan_folder
 from outputs import audio_bytes, audio_format, check_writable, provenance_of, writable_extensions
@@ -154,9 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "folder's sub-folders mirrored (default: beside each song)")
     add("--format", choices=writable_extensions(), default="wav", help="extension, and so format, of the outputs "
         "named by convert.py (default: wav)")
-    add("--name", default="pop2jazz", help="the train.py run whose checkpoint converts: checkpoints/NAME/latest.pt "
-        "(default: pop2jazz)")
-    add("--checkpoint", type=Path, help="a checkpoint file to use instead of the run's")
+    add_checkpoint_options(parser)  # --name, --checkpoint
     add("--direction", choices=list(DIRECTIONS), default="pop2jazz", help="pop2jazz uses generator_ab, jazz2pop "
         "generator_ba (default: pop2jazz)")
     add("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations from the source phase; 0 keeps "

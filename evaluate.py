@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import SAMPLES, find_checkpoint, generator_from, load_checkpoint
+from checkpoint import SAMPLES, add_checkpoint_options, find_checkpoint, generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
@@ -118,9 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("songs", nargs="*", type=Path, help="pop songs to convert and measure (default: those listed in "
         "<data>/pop_val/representation.json)")
-    add("--name", default="pop2jazz", help="the train.py run to measure: checkpoints/NAME/latest.pt (default: "
-        "pop2jazz)")
-    add("--checkpoint", type=Path, help="a checkpoint file to measure instead of the run's")
+    add_checkpoint_options(parser)  # --name, --checkpoint
     add("--data", type=Path, default=Path("data"), help="audio_preprocessing.py output: the classifier trains on "
         "pop_train/ and jazz_train/ (default: data)")
     add("--jazz-songs", nargs="+", type=Path, help="real jazz for the ceiling and the chroma floor (default: those "
