@@ -6,8 +6,8 @@
     uv run benchmark.py --device cuda --train-batch-sizes 1,4,8 --compile --channels-last
 
 The song is the 20 clips of --clips ($POP2JAZZ_CLIPS, else the shared GTZAN excerpts) concatenated (about 6
-minutes); generators have random weights, since
-speed does not depend on their values. Figures, with the targets for 2 CPU cores:
+minutes); generators have random weights, since speed does not depend on their values. Figures, with the targets
+for 2 CPU cores (--quick: tiny models on short songs, a smoke test without targets or verdicts):
 - convert real_time_factor: audio seconds per wall-clock second of conversion.convert_file, and the generator-only
   bound: audio seconds / (forward seconds per window x windows), timed in the same process. >= 8x, >= 80 %.
 - memory: peak RSS of that conversion vs one of the first 30 s, each in a fresh process. Ratio <= 1.5.
