@@ -55,7 +55,8 @@ def convert_in_this_process(config: dict) -> dict:
         result["forward_seconds_per_window"] = min(times[1:]) / config["batch_size"]
     start = time.perf_counter()
     seconds, _ = convert_file(generator, Path(config["song"]), Path(config["output"]), rep, config["n_iter"],
-                              batch_size=config["batch_size"], bf16=config["bf16"])
+                              batch_size=config["batch_size"], bf16=config["bf16"],
+                              provenance={"tool": "benchmark_convert.py"})
     result.update(audio_seconds=seconds, seconds=time.perf_counter() - start,
                   peak_rss_mb=peak_rss_mb())
     frames = 1 + max(round(seconds * rep.sample_rate), rep.chunk_samples) // rep.hop_length

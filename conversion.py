@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from outputs import write_wav_blocks
-from spectrogram import (Representation, griffin_lim, image_to_magnitude, magnitude_to_image, read_audio_blocks,
-                         stft)
+from outputs import audio_bytes, write_audio_blocks
+from spectrogram import (Representation, audio_samples, griffin_lim, image_to_magnitude, magnitude_to_image,
+                         read_audio_blocks, stft)
 
 
 def crossfade_window(frames: int) -> torch.Tensor:
@@ -111,14 +111,16 @@ def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
 
 
 def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
-                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False
-                 ) -> tuple[float, float]:
-    """Convert the audio file `song` into the 16-bit WAV `output`, streaming: (seconds of audio, gain applied).
+                 overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False,
+                 provenance: dict | None = None) -> tuple[float, float]:
+    """Convert the audio file `song` into `output`, streaming: (seconds of audio, gain applied).
 
-    The file convert_audio(load_audio(song)) and write_wav would give, in memory that does not grow with the
-    song: read in blocks, converted by convert_stream, written through temporary files renamed into
-    place. Raises AudioError as read_audio_blocks does and OSError when `output` cannot be written; either way
-    no output file is left. bf16: autocast on the CPU too (see run_generator).
+    The file convert_audio(load_audio(song)) and write_audio would give, in memory that does not grow with the
+    song: read in blocks, converted by convert_stream, written through temporary files renamed into place, in
+    the format of `output`'s extension (16-bit WAV for .wav), stamped with `provenance` and the input's name.
+    Raises AudioError as read_audio_blocks does, OutputFormatError for an extension it cannot write and
+    OutputError when `output` cannot be written; either way no output file is left. bf16: autocast on the CPU
+    too (see run_generator).
     """
     read = 0
 
@@ -133,7 +135,8 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
 
     device = next(generator.parameters()).device
     converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
-    gain = write_wav_blocks(output, converted, rep.sample_rate)
+    gain = write_audio_blocks(output, converted, rep.sample_rate, {**(provenance or {}), "input": str(song)},
+                              size=audio_bytes(audio_samples(song, rep.sample_rate)))
     return read / rep.sample_rate, gain
 
 

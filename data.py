@@ -8,7 +8,10 @@ listing has one reader and one writer.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from outputs import atomic_write_bytes
 from spectrogram import AUDIO_EXTENSIONS, Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
+CLIPS_VARIABLE = "POP2JAZZ_CLIPS"  # a folder with pop/ and jazz/ songs for the real-audio tests and the benchmarks
 
 
 class DataError(ValueError):
@@ -71,20 +75,94 @@ def song_of_chunk(path: Path) -> str:
     return Path(path).stem.rsplit("_", 1)[0]
 
 
-def find_audio_files(folder: Path) -> list[Path]:
-    """Audio files below `folder`, recursively, sorted by name (by their extension: wav, flac, ogg, mp3, au, ...).
+def example_clips() -> Path:
+    """The folder of real pop/ and jazz/ clips the tests and benchmarks use: $POP2JAZZ_CLIPS, else the GTZAN
+    excerpts in ../shared/audio/gtzan_mini beside the checkout."""
+    default = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
+    return Path(os.environ.get(CLIPS_VARIABLE) or default)
 
-    Raises FileNotFoundError naming the folder when it is missing or holds no audio file.
-    """
+
+@dataclasses.dataclass
+class FolderScan:
+    """What `scan_folder` found: `audio` (files with an extension libsndfile reads, each real file once, sorted
+    by path), `other` (every other file, and links that lead nowhere) and `repeated_folders` (links to a folder
+    searched already: a loop, such as a link to its own parent, or a second way into one folder)."""
+
+    audio: list[Path]
+    other: list[Path]
+    repeated_folders: list[Path]
+
+    def notes(self, folder: Path, verbose: bool = False) -> list[str]:
+        """What a user should hear about the scan of `folder`: links to folders searched already, and the count
+        of other files (their names when `verbose`)."""
+        notes = [f"warning: {link} leads to a folder searched already (a link loop, or a second link to it): "
+                 f"its songs are read once" for link in self.repeated_folders]
+        if self.other:
+            names = f": {', '.join(map(str, self.other))}" if verbose else " (-v names them)"
+            notes.append(f"note: {len(self.other)} other file(s) in {folder} are not audio libsndfile reads, "
+                         f"skipped{names}")
+        return notes
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Every file below `folder`, following links to folders (Path.rglob does not before Python 3.13), each real
+    folder and file once. Raises FileNotFoundError naming the folder when it is missing or holds no audio file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
                                 f"or pass another folder")
-    files = sorted(path for path in folder.rglob("*") if path.is_file()
-                   and path.suffix.lower() in AUDIO_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}): put your songs there")
-    return files
+    folders, files = {_identity(folder)}, set()
+    audio, other, repeated = [], [], []
+    for parent, subfolders, names in os.walk(folder, followlinks=True):
+        searched = []
+        for name in sorted(subfolders):
+            key = _identity(os.path.join(parent, name))
+            if key in folders:
+                repeated.append(Path(parent, name))
+            else:
+                folders.add(key)
+                searched.append(name)
+        subfolders[:] = searched  # os.walk descends into these only
+        for name in sorted(names):  # of two names of one file, the first in name order counts
+            path = Path(parent, name)
+            try:
+                key = _identity(path)
+            except OSError:  # a link to nothing
+                other.append(path)
+                continue
+            if key not in files:
+                files.add(key)
+                (audio if path.suffix.lower() in AUDIO_EXTENSIONS else other).append(path)
+    if not audio:
+        found = f" (only {len(other)} other files, such as {other[0].name})" if other else ""
+        raise FileNotFoundError(f"{folder} holds no audio files{found}: put your songs there in a format libsndfile "
+                                f"reads (wav, flac, ogg, mp3, aiff, caf, ...)")
+    return FolderScan(sorted(audio), sorted(other), repeated)
+
+
+def _identity(path: str | Path) -> tuple[int, int]:
+    """(device, inode) of what `path` leads to, through links: one real file or folder, however it is reached."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """The audio files of `scan_folder(folder)`, sorted by path; raises FileNotFoundError as it does."""
+    return scan_folder(folder).audio
+
+
+def chunk_stems(songs: list[Path], root: Path) -> dict[Path, str]:
+    """The name each song's chunk files start with: its path below `root` with the folders joined by '__'
+    ('live/a.wav' -> 'live__a'). Songs whose names would clash, also by case alone (a case-insensitive disk),
+    keep their extension and a hash of their path: 'song.wav' and 'song.flac' -> 'song.wav-3f2a1b9c' and
+    'song.flac-90c2d4e1'; 'live/a.wav' and 'live__a.wav' likewise."""
+    flat = {song: "__".join(song.relative_to(root).with_suffix("").parts) for song in songs}
+    count: dict[str, int] = {}
+    for stem in flat.values():
+        count[stem.lower()] = count.get(stem.lower(), 0) + 1
+    return {song: stem if count[stem.lower()] == 1 else
+            f"{stem}{song.suffix}-{hashlib.sha1(os.fsencode(song.relative_to(root))).hexdigest()[:8]}"
+            for song, stem in flat.items()}
 
 
 def song_chunks(path: Path, rep: Representation) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Measure a checkpoint: does its pop -> jazz conversion sound like jazz, is it still the song, how well does it invert?
 
-    uv run evaluate.py --checkpoint checkpoints/latest.pt              # the held-out pop songs of data/pop_val
+    uv run evaluate.py                                  # the run pop2jazz, on the held-out pop songs of data/pop_val
+    uv run evaluate.py --name demo                      # the run trained with train.py --name demo
     uv run evaluate.py --checkpoint run/latest.pt --data /tmp/d my_song.wav other.flac -o out/eval
 
 - Style transfer rate: a jazz-vs-pop genre classifier (metrics.py: scikit-learn logistic regression on
@@ -15,7 +16,8 @@
 - Artefacts: the checkerboard measure, power at the image's highest spatial frequencies in the generated
   spectrogram relative to the input's (dB; 0 = none added).
 
-Writes report.md, figures.json, PNGs and the converted WAVs to samples/eval_<checkpoint stem>/ (or --output).
+Writes report.md, figures.json, PNGs and the converted WAVs (their metadata saying evaluate.py made them) to
+samples/NAME/eval/ (samples/eval_<checkpoint stem>/ with --checkpoint, or --output).
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import generator_from, load_checkpoint
+from checkpoint import SAMPLES, add_checkpoint_options, find_checkpoint, generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
 from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
                      inversion_quality, train_genre_classifier, transfer_figures)
-from outputs import write_wav
-from runtime import pick_device
-from spectrogram import AudioError, Representation, audio_to_image, load_audio, magnitude_to_image, split_chunks
+from outputs import audio_bytes, check_writable, write_audio
+from runtime import pick_device, run_command
+from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image,
+                         split_chunks)
+
+REPORT_BYTES = 1 << 20  # figures.json, report.md and a PNG per song and for the metrics, a generous bound each
 
 def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, classifier: GenreClassifier,
                   n_iter: int = 32, seed: int = 0) -> dict:
@@ -113,62 +118,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("songs", nargs="*", type=Path, help="pop songs to convert and measure (default: those listed in "
         "<data>/pop_val/representation.json)")
-    add("--checkpoint", type=Path, default=Path("checkpoints/latest.pt"), help="train.py checkpoint (default: "
-        "checkpoints/latest.pt)")
+    add_checkpoint_options(parser)  # --name, --checkpoint
     add("--data", type=Path, default=Path("data"), help="audio_preprocessing.py output: the classifier trains on "
         "pop_train/ and jazz_train/ (default: data)")
     add("--jazz-songs", nargs="+", type=Path, help="real jazz for the ceiling and the chroma floor (default: those "
         "listed in <data>/jazz_val/representation.json)")
-    add("-o", "--output", type=Path, help="report folder (default: samples/eval_<checkpoint stem>)")
+    add("-o", "--output", type=Path, help="report folder (default: samples/NAME/eval, or samples/eval_<checkpoint "
+        "stem> with --checkpoint)")
     add("--griffin-lim-iters", type=int, default=32, help="iterations of both Griffin-Lims (default: 32)")
     add("--seed", type=int, default=0, help="cross-validation folds and librosa's random phase (default: 0)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
-    args.output = args.output or Path("samples") / f"eval_{args.checkpoint.stem}"
+    args.output = args.output or (SAMPLES / args.name / "eval" if args.checkpoint is None else
+                                  SAMPLES / f"eval_{args.checkpoint.stem}")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        device = pick_device(args.device)
-        state = load_checkpoint(args.checkpoint, device)
-        generator, rep = generator_from(state, "pop2jazz", device), Representation.from_dict(state["representation"])
-        folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
-        for folder in folders.values():
-            if folder.representation != rep:
-                raise ValueError(f"{folder.folder} was made with other spectrogram settings than {args.checkpoint}: "
-                                 f"run audio_preprocessing.py with the checkpoint's settings, or pass --data")
-        pop_songs = args.songs or listed_songs(args.data / "pop_val", "the songs to evaluate")
-        jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
-        jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
-        if len(jazz_chunks) == 0:
-            raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
-                             f"({rep.chunk_seconds:.2f} s)")
-        classifier = train_genre_classifier(folders["pop_train"], folders["jazz_train"], rep, seed=args.seed,
-                                            progress=True)
-        frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
-        invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
-               (frames - 1) * rep.hop_length, rep, n_iter=1)
-        results = {}
-        for song in tqdm(pop_songs, desc="evaluating", unit="song"):
-            audio = load_audio(song, rep.sample_rate)
-            if len(audio) < rep.chunk_samples:
-                raise AudioError(f"{song}: {len(audio) / rep.sample_rate:.2f} s is shorter than one chunk "
-                                 f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
-            results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
-            write_wav(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate)
-        figures = {"checkpoint": str(args.checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
-                   "data": str(args.data), "representation": rep.to_dict(),
-                   "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep)}
-        write_report(figures, results, rep, args.output)
-    except (FileNotFoundError, ValueError) as error:  # AudioError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: cannot write to {args.output}: {error.strerror or error}; pass -o with a writable folder",
-              file=sys.stderr)
-        return 1
+def evaluate(args: argparse.Namespace) -> int:
+    """Measure the checkpoint as `args` say and write the report; see main() for the return codes."""
+    checkpoint = find_checkpoint(args.name, args.checkpoint)
+    device = pick_device(args.device)
+    state = load_checkpoint(checkpoint, device, "cyclegan")
+    generator = generator_from(state, "pop2jazz", device, checkpoint)
+    rep = Representation.from_dict(state["representation"])
+    folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
+    for folder in folders.values():
+        if folder.representation != rep:
+            raise ValueError(f"{folder.folder} was made with other spectrogram settings than {checkpoint}: run "
+                             f"audio_preprocessing.py with the checkpoint's settings, or pass --data")
+    pop_songs = args.songs or listed_songs(args.data / "pop_val", "the songs to evaluate")
+    jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
+    check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
+                   + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
+    jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
+    if len(jazz_chunks) == 0:
+        raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
+                         f"({rep.chunk_seconds:.2f} s)")
+    classifier = train_genre_classifier(folders["pop_train"], folders["jazz_train"], rep, seed=args.seed,
+                                        progress=True)
+    frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
+    invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
+           (frames - 1) * rep.hop_length, rep, n_iter=1)
+    results = {}
+    for song in tqdm(pop_songs, desc="evaluating", unit="song"):
+        audio = load_audio(song, rep.sample_rate)
+        if len(audio) < rep.chunk_samples:
+            raise AudioError(f"{song}: {len(audio) / rep.sample_rate:.2f} s is shorter than one chunk "
+                             f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
+        results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
+        write_audio(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate,
+                    {"tool": "evaluate.py", "direction": "pop2jazz", "checkpoint": str(checkpoint),
+                     "input": str(song)})
+    figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
+               "data": str(args.data), "representation": rep.to_dict(),
+               "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep)}
+    write_report(figures, results, rep, args.output)
     transfer = figures["style_transfer"]
     print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%}; classified jazz: "
           f"pop {transfer['pop_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
@@ -176,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{figures['content']['chroma_similarity']:.3f} (floor {figures['content']['chroma_similarity_floor']:.3f})"
           f"\nreport: {args.output / 'report.md'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: 0 when the report is written, 1 on a user error (a missing, foreign or incomplete
+    checkpoint, missing data or songs, an output folder that cannot be written), 130 / 143 when interrupted."""
+    return run_command(evaluate, parse_args(argv), (FileNotFoundError, ValueError))  # AudioError is a ValueError
 
 
 if __name__ == "__main__":

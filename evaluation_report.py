@@ -11,7 +11,8 @@ import torch
 
 from metrics import chroma, image_magnitude
 from outputs import atomic_write_bytes
-from plots import plt, show_spectrogram
+from plots import plt, save_figure, show_spectrogram
+from runtime import printable
 from spectrogram import Representation
 
 PANELS = {"input": "pop input", "generated": "generated spectrogram", "written": "written audio (re-analysed)"}
@@ -46,8 +47,7 @@ def plot_spectrograms(result: dict, rep: Representation, title: str, path: Path)
         axis.label_outer()
     figure.colorbar(shown, ax=axes, label="dB")
     figure.suptitle(title)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def plot_chroma(result: dict, rep: Representation, title: str, path: Path) -> None:
@@ -63,8 +63,7 @@ def plot_chroma(result: dict, rep: Representation, title: str, path: Path) -> No
         axis.set(title=f"{label}{similarity}", xlabel="time (s)")
     axes[0].set(yticks=range(12), yticklabels=["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])
     figure.suptitle(title)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def plot_metrics(figures: dict, path: Path) -> None:
@@ -87,8 +86,7 @@ def plot_metrics(figures: dict, path: Path) -> None:
                 [inversion[name]["spectral_convergence_db"] for name in inversion], color="C2")
     axes[2].set(ylabel="dB (lower is better)", title="inversion: spectral convergence")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def number(value: float | None, form: str = ".3f") -> str:
@@ -142,7 +140,6 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
 def write_report(figures: dict, results: dict, rep: Representation, output: Path) -> None:
     """Write figures.json, report.md, metrics.png and per song <stem>_spectrograms.png and <stem>_chroma.png."""
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     plot_metrics(figures, output / "metrics.png")
     figures = plain(figures)
     atomic_write_bytes(output / "figures.json", json.dumps(figures, indent=2, allow_nan=False).encode())
@@ -150,7 +147,7 @@ def write_report(figures: dict, results: dict, rep: Representation, output: Path
     for song, result in results.items():
         stem = Path(song).stem
         names = [f"{stem}_spectrograms.png", f"{stem}_chroma.png"]
-        plot_spectrograms(result, rep, Path(song).name, output / names[0])
-        plot_chroma(result, rep, Path(song).name, output / names[1])
+        plot_spectrograms(result, rep, printable(Path(song).name), output / names[0])
+        plot_chroma(result, rep, printable(Path(song).name), output / names[1])
         images[str(song)] = names
-    atomic_write_bytes(output / "report.md", markdown(figures, images).encode())
+    atomic_write_bytes(output / "report.md", printable(markdown(figures, images)).encode())

@@ -37,6 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from data import song_of_chunk
+from outputs import write_csv
 from spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
 
 N_MELS = 64
@@ -201,11 +202,7 @@ class TransferRateLog:
         if self.path.is_file():
             with open(self.path, newline="") as file:
                 rows = [old for old in csv.DictReader(file) if int(old["epoch"]) < epoch]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.FIELDS)
-            writer.writeheader()
-            writer.writerows([*rows, row])
+        write_csv(self.path, [*rows, row], list(self.FIELDS))
         tqdm.write(f"epoch {epoch}: {figures['jazz_rate']:.0%} of held-out pop chunks classified jazz after "
                    f"conversion (pop baseline {self.baseline:.0%}, mean P(jazz) {figures['jazz_probability']:.2f}), "
                    f"chroma similarity {similarity:.3f}")

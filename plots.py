@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from outputs import atomic_file  # noqa: E402
+from outputs import atomic_file, write_csv  # noqa: E402
 from spectrogram import Representation  # noqa: E402
 
 
@@ -44,18 +43,22 @@ def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Represe
     for axis in axes.flat[len(panels):]:
         axis.set_axis_off()
     figure.colorbar(shown, ax=axes, label="dB")
-    with atomic_file(path) as file:
-        figure.savefig(file, format="png", dpi=dpi)
-    plt.close(figure)
+    save_figure(figure, path, dpi)
+
+
+def save_figure(figure: plt.Figure, path: Path, dpi: int = 80) -> None:
+    """Write `figure` as a PNG at `path` atomically (never half-written, see outputs.atomic_file) and close it."""
+    try:
+        with atomic_file(path) as file:
+            figure.savefig(file, format="png", dpi=dpi)
+    finally:
+        plt.close(figure)
 
 
 def write_loss_log(history: list[dict], folder: Path, losses: tuple[str, ...], title: str) -> None:
-    """`folder`/losses.csv (one row per epoch, every key of the rows) and losses.png (the `losses` per epoch)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "losses.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    """`folder`/losses.csv (one row per epoch, every key of the rows) and losses.png (the `losses` per epoch),
+    each written atomically."""
+    write_csv(folder / "losses.csv", history, list(history[0]))
     figure, axis = plt.subplots(figsize=(8, 4.5))
     epochs = [row["epoch"] for row in history]
     for name in losses:
@@ -63,5 +66,4 @@ def write_loss_log(history: list[dict], folder: Path, losses: tuple[str, ...], t
     axis.set(xlabel="epoch", ylabel="mean loss", yscale="log", title=title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(folder / "losses.png", dpi=80)
-    plt.close(figure)
+    save_figure(figure, folder / "losses.png")

@@ -1,8 +1,8 @@
 """A fully-connected GAN that dreams up small spectrograms of one domain (Goodfellow et al. 2014, arXiv 1406.2661).
 
     uv run simple_gan.py                                  # data/jazz_train -> samples/simple_gan/, a few minutes on CPU
-    uv run simple_gan.py --data data/pop_train --epochs 300
-    uv run simple_gan.py --resume                         # carry on from checkpoints/simple_gan.pt
+    uv run simple_gan.py --data data/pop_train --epochs 300 --name pop_gan
+    uv run simple_gan.py --resume                         # carry on from checkpoints/simple_gan/latest.pt
 
 The first step of the learning path simple GAN -> pix2pix (model_pix2pix.py) -> CycleGAN (train.py): no
 convolutions, no conditioning, just noise in and an image out. Every chunk from audio_preprocessing.py is shrunk
@@ -10,9 +10,11 @@ to image_size x image_size by averaging blocks of bins and frames (64x64 from 51
 generator maps a latent noise vector to such an image and an MLP discriminator tells them from real ones, trained
 with binary cross-entropy (the non-saturating generator loss of the paper's section 3). Adam with lr 2e-4 and
 beta1 0.5 (Radford et al. 2015 section 4) instead of the paper's SGD with momentum, to converge in minutes.
-After every epoch: the checkpoint (written atomically), samples/simple_gan/epoch_NNN.png (a grid of images from a
-fixed batch of latent vectors, so epochs compare), epoch_NNN_K.wav (the first of them upsampled back to the
-representation's image size and inverted as convert.py does, by Griffin-Lim, here from zero phase) and losses.csv.
+After every epoch: the checkpoint checkpoints/NAME/latest.pt (written atomically), samples/NAME/epoch_NNN.png (a
+grid of images from a fixed batch of latent vectors, so epochs compare), epoch_NNN_K.wav (the first of them
+upsampled back to the representation's image size and inverted as convert.py does, by Griffin-Lim, here from zero
+phase) and losses.csv. Like train.py, it never starts over a run that is there: --resume, another --name or
+--overwrite.
 """
 
 from __future__ import annotations
@@ -28,16 +30,18 @@ from torch import nn
 from tqdm import tqdm
 
 import runtime
-from checkpoint import CheckpointError, explicit_options, restore_parts, resume, save_checkpoint, training_state
+from checkpoint import (CHECKPOINTS, LATEST, SAMPLES, CheckpointError, add_run_options, check_new_run, clear_run,
+                        estimate_checkpoint_bytes, explicit_options, restore_parts, resume, save_checkpoint,
+                        training_state)
 from data import ChunkFolder, DataError
 from model_cyclegan import init_weights
-from outputs import write_wav
-from plots import plt, write_loss_log
+from outputs import audio_bytes, check_writable, write_audio
+from plots import plt, save_figure, write_loss_log
 from spectrogram import Representation, griffin_lim, image_to_magnitude
 
 LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
-SESSION_OPTIONS = {"data", "checkpoint", "samples_dir", "device", "resume"}
+SESSION_OPTIONS = {"data", "name", "checkpoint", "samples_dir", "device", "resume", "overwrite"}
 GRID = 4  # the PNG shows GRID x GRID generated images
 
 
@@ -103,7 +107,6 @@ def write_samples(generator: MlpGenerator, fixed_noise: torch.Tensor, rep: Repre
         images = generator(fixed_noise).cpu()[:, 0]
     generator.train()
     stem = args.samples_dir / f"epoch_{epoch:03d}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(GRID, GRID, figsize=(8, 8.4))
     for axis, image in zip(axes.flat, images):
         axis.imshow(image.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=-1, vmax=1)
@@ -111,13 +114,13 @@ def write_samples(generator: MlpGenerator, fixed_noise: torch.Tensor, rep: Repre
     figure.suptitle(f"simple GAN, epoch {epoch}: {images.shape[-1]}x{images.shape[-1]} spectrograms "
                     f"(frequency up, time right, {rep.chunk_seconds:.1f} s each)")
     figure.tight_layout()
-    figure.savefig(stem.with_suffix(".png"), dpi=80)
-    plt.close(figure)
+    save_figure(figure, stem.with_suffix(".png"))
     for index, image in enumerate(images[: args.n_wavs]):
         magnitude = image_to_magnitude(grow_image(image, rep), rep)
         # centred STFT frames: (chunk_frames - 1) hops of audio give back exactly chunk_frames frames
         audio = griffin_lim(magnitude, None, args.griffin_lim_iters, (rep.chunk_frames - 1) * rep.hop_length, rep)
-        write_wav(stem.with_name(f"{stem.name}_{index}.wav"), audio, rep.sample_rate)
+        write_audio(stem.with_name(f"{stem.name}_{index}.wav"), audio, rep.sample_rate,
+                    {"tool": "simple_gan.py", "checkpoint": str(args.checkpoint), "epoch": epoch, "image": index})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,10 +128,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--data", type=Path, default=Path("data/jazz_train"), help="one domain's chunk folder from "
         "audio_preprocessing.py (default: data/jazz_train)")
-    add("--checkpoint", type=Path, default=Path("checkpoints/simple_gan.pt"), help="written after every epoch, "
-        "read by --resume (default: checkpoints/simple_gan.pt)")
-    add("--samples-dir", type=Path, default=Path("samples/simple_gan"), help="PNG grids, WAVs and losses.csv "
-        "(default: samples/simple_gan)")
+    add_run_options(parser, "simple_gan")  # --name, --resume, --overwrite
+    add("--checkpoint", type=Path, default=None, help="checkpoint file written after every epoch and read by "
+        "--resume, instead of checkpoints/NAME/latest.pt")
+    add("--samples-dir", type=Path, default=None, help="PNG grids, WAVs and losses.csv, instead of samples/NAME")
     add("--epochs", type=int, default=200, help="passes over the chunks (default: 200; with --resume, the saved "
         "number unless given)")
     add("--batch-size", type=int, default=32, help="chunks per step (default: 32)")
@@ -142,18 +145,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--griffin-lim-iters", type=int, default=32, help="for the WAVs (default: 32)")
     add("--seed", type=int, default=0, help="seed of the weights, noise and batch order (default: 0)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
-    add("--resume", action="store_true", help="continue from --checkpoint with its saved settings (--epochs may "
-        "extend the run)")
     args = parser.parse_args(argv)
     args.given = explicit_options(parser, argv)
+    args.checkpoint = args.checkpoint or CHECKPOINTS / args.name / LATEST
+    args.samples_dir = args.samples_dir or SAMPLES / args.name
     if min(args.batch_size, args.image_size, args.latent_dim, args.hidden) < 1 or args.n_wavs > GRID ** 2:
         parser.error(f"sizes must be positive and --n-wavs at most {GRID ** 2}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss."""
-    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError))
+    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss, 130 / 143
+    when interrupted (Ctrl-C / SIGTERM)."""
+    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError),
+                               interrupted="the checkpoint holds the last finished epoch; carry on with --resume")
 
 
 def gan_step(generator: MlpGenerator, discriminator: MlpDiscriminator, optimizers: dict, real: torch.Tensor
@@ -180,7 +185,8 @@ def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     # settings: the device, and with --resume every setting the run was started with
     device = runtime.pick_device(args.device)
-    state = resume(args, args.checkpoint, device, SESSION_OPTIONS) if args.resume else None
+    old_run = check_new_run(args.checkpoint, args.samples_dir, args.resume, args.overwrite)
+    state = resume(args, args.checkpoint, device, SESSION_OPTIONS, "simple_gan") if args.resume else None
 
     # data
     folder = ChunkFolder(args.data)
@@ -206,6 +212,11 @@ def train(args: argparse.Namespace) -> int:
     if start_epoch > args.epochs:
         print(f"{args.checkpoint} has finished all {args.epochs} epochs; pass --epochs N to train further")
         return 0
+    check_writable(args.checkpoint.parent, estimate_checkpoint_bytes(parts), "pass --checkpoint with a writable "
+                   "place (or another --name)")
+    check_writable(args.samples_dir, args.n_wavs * audio_bytes(rep.chunk_samples) + (1 << 20),
+                   "pass --samples-dir with a writable place")
+    clear_run(old_run)
     if state is not None:
         print(f"resuming {args.checkpoint} at epoch {start_epoch} of {args.epochs}")
     steps = math.ceil(len(real_images) / args.batch_size)
@@ -225,7 +236,7 @@ def train(args: argparse.Namespace) -> int:
             bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
             bar.update()
         history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()}})
-        save_checkpoint(args.checkpoint, training_state(epoch, rep, model, history, args, parts,
+        save_checkpoint(args.checkpoint, training_state("simple_gan", epoch, rep, model, history, args, parts,
                                                         fixed_noise=fixed_noise.cpu()))
         write_samples(generator, fixed_noise, rep, args, epoch)
         write_loss_log(history, args.samples_dir, LOSSES, "simple GAN losses")

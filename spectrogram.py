@@ -8,6 +8,7 @@ checkpoint), so conversion always inverts exactly what training saw.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,13 @@ CHUNK_FRAMES = 512  # frames per image: 512 * 256 = 131072 samples = 5.94 s, "a 
 DB_MIN = -100.0  # dB below a full-scale bin; quieter bins are clipped to this floor (-1 in the image)
 DB_MAX = 0.0  # dB of the loudest possible bin (|STFT| = sum of the window); maps to +1
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif", ".snd", ".opus")
+# file extensions of the formats libsndfile reads, beyond the format names themselves; RAW is left out: a headerless
+# file needs its rate and sample type given, so it cannot be read as a song
+EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "snd": "AU", "oga": "OGG", "opus": "OGG", "sph": "NIST",
+                     "mat": "MAT5", "iff": "SVX", "8svx": "SVX", "sf": "IRCAM"}
+AUDIO_FORMATS = {**{name.lower(): name for name in sf.available_formats() if name != "RAW"},
+                 **{alias: name for alias, name in EXTENSION_ALIASES.items() if name in sf.available_formats()}}
+AUDIO_EXTENSIONS = tuple(sorted(f".{extension}" for extension in AUDIO_FORMATS))  # what the folder scans take
 
 
 class AudioError(ValueError):
@@ -90,6 +97,13 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     return frames
 
 
+def soundfile_path(path: Path) -> str | bytes:
+    """`path` as soundfile should get it: bytes on POSIX, so a name that is not valid UTF-8 (Latin-1 'caf\\xe9.wav',
+    held by Python as a surrogate escape) reaches libsndfile as the bytes on disk; soundfile encodes a str strictly
+    and fails on it. Windows names are Unicode: a str there."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
 def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples: int = 1 << 18
                       ) -> Iterator[np.ndarray]:
     """Read any file soundfile reads as mono float32 blocks at `sample_rate` Hz, one block in memory at a time.
@@ -108,7 +122,7 @@ def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples:
     if path.name.startswith("._"):
         raise AudioError(f"{path}: a macOS metadata sidecar ('._' file), not audio")
     try:
-        with sf.SoundFile(str(path)) as file:
+        with sf.SoundFile(soundfile_path(path)) as file:
             extra_info, file_rate = file.extra_info, file.samplerate
             resampler = None if file_rate == sample_rate else \
                 soxr.ResampleStream(file_rate, sample_rate, 1, dtype="float32", quality="VHQ")
@@ -130,6 +144,14 @@ def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples:
                       f"using the {read / max(file_rate, 1):.2f} s that could be read")
     if resampler is not None:
         yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def audio_samples(path: Path, sample_rate: int = SAMPLE_RATE) -> int:
+    """Samples a file holds once read at `sample_rate`, from its header (0 when it cannot be read)."""
+    try:
+        return round(sf.info(soundfile_path(path)).duration * sample_rate)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return 0
 
 
 def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -1,16 +1,17 @@
 """Train the pop <-> jazz CycleGAN (Zhu et al. 2017, arXiv 1703.10593) on chunks from audio_preprocessing.py.
 
-    uv run train.py                                       # paper-size model, for a GPU
-    uv run train.py --width 16 --n-blocks 3 --epochs 10 --steps-per-epoch 50  # a CPU-sized demo
-    uv run train.py --resume                              # carry on from checkpoints/latest.pt
+    uv run train.py                                       # paper-size model, for a GPU: the run "pop2jazz"
+    uv run train.py --width 16 --n-blocks 3 --epochs 10 --steps-per-epoch 50 --name demo  # a CPU-sized demo
+    uv run train.py --resume                              # carry on from checkpoints/pop2jazz/latest.pt
 
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
 CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
-`torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/latest.pt
-(written atomically), samples/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
-spectrogram before and after), and samples/losses.csv / losses.png.
+`torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/NAME/latest.pt
+(written atomically), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
+spectrogram before and after), and samples/NAME/losses.csv / losses.png. A run never starts over another one: that
+takes --resume, another --name, or --overwrite.
 """
 
 from __future__ import annotations
@@ -28,19 +29,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import runtime
-from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_generator, explicit_options,
-                        restore_parts, resume, save_checkpoint, training_state)
+from checkpoint import (CHECKPOINTS, GENERATORS, LATEST, SAMPLES, CheckpointError, add_run_options,
+                        build_discriminator, build_generator, check_new_run, clear_run, estimate_checkpoint_bytes,
+                        explicit_options, restore_parts, resume, save_checkpoint, training_state)
 from data import ChunkFolder, DataError, UnpairedChunks
 from metrics import TransferRateLog
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
+from outputs import check_writable
 from plots import write_loss_log
 from spectrogram import AudioError, Representation
-from train_outputs import write_sample
+from train_outputs import sample_bytes, write_sample
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
-SESSION_OPTIONS = {"data", "checkpoint_dir", "samples_dir", "device", "workers", "compile", "channels_last",
-                   "stop_after", "eval_every", "resume"}
+SESSION_OPTIONS = {"data", "name", "checkpoint_dir", "samples_dir", "device", "workers", "compile", "channels_last",
+                   "stop_after", "eval_every", "resume", "overwrite"}
+TIMED_STEPS = 3  # steps timed before estimating how long the run takes on a CPU
+SLOW_RUN_SECONDS = 3600  # on a CPU, an estimate above this prints the CPU-sized recipe
+CPU_RECIPE = "uv run train.py --width 16 --n-blocks 3 --epochs 10 --steps-per-epoch 50 --name demo"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--data", type=Path, default=Path("data"), help="folder with pop_train/, jazz_train/, pop_val/ "
         "(default: data)")
-    add("--checkpoint-dir", type=Path, default=Path("checkpoints"), help="default: checkpoints")
-    add("--samples-dir", type=Path, default=Path("samples"), help="default: samples")
+    add_run_options(parser, "pop2jazz")  # --name, --resume, --overwrite
+    add("--checkpoint-dir", type=Path, default=None, help="checkpoint folder, instead of checkpoints/NAME")
+    add("--samples-dir", type=Path, default=None, help="samples folder, instead of samples/NAME")
     add("--epochs", type=int, default=200, help="half at constant lr, half decaying to 0 (default: 200; with "
         "--resume, the saved number unless given)")
     add("--batch-size", type=int, default=1, help="default: 1, as in the paper")
@@ -82,19 +89,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--eval-every", type=int, default=0, help="every N epochs, log the style transfer rate of the pop_val "
         "chunks (evaluate.py's genre classifier, no Griffin-Lim) to <samples-dir>/transfer_rate.csv; 0 = never "
         "(default: 0)")
-    add("--resume", action="store_true", help="continue from <checkpoint-dir>/latest.pt with its saved settings "
-        "(--epochs may extend the run)")
     args = parser.parse_args(argv)
     args.given = explicit_options(parser, argv)
     args.disc_width = args.disc_width or args.width
+    args.checkpoint_dir = args.checkpoint_dir or CHECKPOINTS / args.name
+    args.samples_dir = args.samples_dir or SAMPLES / args.name
     if args.generator == "unet" and {"upsample", "output"} & args.given:
         parser.error("--upsample and --output shape the ResNet generator; the U-Net has its own (leave them out)")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss."""
-    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError))
+    """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss, 130 / 143
+    when interrupted (Ctrl-C / SIGTERM)."""
+    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError),
+                               interrupted="the checkpoint holds the last finished epoch; carry on with --resume")
 
 
 class LinearDecay:
@@ -223,8 +232,10 @@ def write_epoch_outputs(generator_ab: nn.Module, val: ChunkFolder | None, rep: R
                         args: argparse.Namespace, epoch: int, history: list[dict],
                         transfer_log: TransferRateLog | None) -> None:
     """After an epoch: the converted held-out sample, the transfer rate (every --eval-every epochs) and the losses."""
+    provenance = {"tool": "train.py", "direction": "pop2jazz", "checkpoint": str(args.checkpoint_dir / LATEST),
+                  "epoch": epoch}
     try:
-        write_sample(generator_ab, val, rep, args.samples_dir, epoch, args.griffin_lim_iters)
+        write_sample(generator_ab, val, rep, args.samples_dir, epoch, args.griffin_lim_iters, provenance)
     except AudioError as error:
         warnings.warn(f"no sample this epoch: {error}")
     if transfer_log is not None and epoch % args.eval_every == 0:
@@ -232,14 +243,34 @@ def write_epoch_outputs(generator_ab: nn.Module, val: ChunkFolder | None, rep: R
     write_loss_log(history, args.samples_dir, LOSSES, "CycleGAN losses")
 
 
+def format_duration(seconds: float) -> str:
+    """'40 s', '12 min', '3.5 h' or '6.9 days'."""
+    for unit, size, digits in (("days", 86400, 1), ("h", 3600, 1), ("min", 60, 0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.{digits}f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def slow_run_note(seconds_per_step: float, steps: int, device: torch.device) -> str | None:
+    """On a CPU, when `steps` steps of `seconds_per_step` take longer than SLOW_RUN_SECONDS: what the run will
+    take and the CPU-sized recipe to try instead; None otherwise."""
+    total = seconds_per_step * steps
+    if device.type != "cpu" or total <= SLOW_RUN_SECONDS:
+        return None
+    return (f"note: {seconds_per_step:.1f} s per step on the CPU: the {steps} steps of this run take about "
+            f"{format_duration(total)}. This model size is for a GPU; for a look at the whole pipeline on a CPU "
+            f"try the README's CPU-sized demo (about 15 min on 2 cores): {CPU_RECIPE}. Carrying on.")
+
+
 def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
-    # settings: the device, and with --resume every setting the run was started with
-    checkpoint_path = args.checkpoint_dir / "latest.pt"
+    # settings: the device, the run's place, and with --resume every setting the run was started with
+    checkpoint_path = args.checkpoint_dir / LATEST
     device = runtime.pick_device(args.device)
     ranks, device = runtime.setup_distributed(device)
     runtime.keep_freed_memory()
-    state = resume(args, checkpoint_path, device, SESSION_OPTIONS) if args.resume else None
+    old_run = check_new_run(checkpoint_path, args.samples_dir, args.resume, args.overwrite)
+    state = resume(args, checkpoint_path, device, SESSION_OPTIONS, "cyclegan") if args.resume else None
 
     # data
     folder_a, folder_b, val, rep = load_data(args, state)
@@ -260,6 +291,12 @@ def train(args: argparse.Namespace) -> int:
     if start_epoch > args.epochs:
         print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
         return 0
+    if ranks.is_main:  # the folders must take the outputs before the first step, not after an epoch of work
+        pools = 2 * args.pool_size * args.batch_size * rep.n_bins * rep.chunk_frames * 4
+        check_writable(args.checkpoint_dir, estimate_checkpoint_bytes(parts, pools),
+                       "pass --checkpoint-dir (or --name) with a writable place")
+        check_writable(args.samples_dir, sample_bytes(rep), "pass --samples-dir with a writable place")
+        clear_run(old_run)
     if state is not None:
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
     names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
@@ -272,27 +309,34 @@ def train(args: argparse.Namespace) -> int:
           f"{model['generator']} generators of width {model['width']}{blocks}, on {device}{processes}")
     transfer_log = transfer_rate_log(args, folder_a, folder_b, val, rep) if args.eval_every > 0 else None
 
-    # the loop: an epoch of steps, then (rank 0) the checkpoint, a sample and the logs
+    # the loop: an epoch of steps, then (rank 0) the checkpoint, a sample and the logs; one bar for the whole run
     last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
+    bar = tqdm(total=(last_epoch - start_epoch + 1) * steps, unit="step", disable=not ranks.is_main)
+    run_start = time.perf_counter()
     for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
         sums, start = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter()
-        bar = tqdm(itertools.islice(loader, steps), total=steps, desc=f"epoch {epoch}/{args.epochs}", unit="step",
-                   disable=not ranks.is_main)
-        for step, (real_a, real_b) in enumerate(bar, 1):
+        bar.set_description(f"epoch {epoch}/{args.epochs}")
+        for step, (real_a, real_b) in enumerate(itertools.islice(loader, steps), 1):
             losses = cyclegan_step(nets, parts, real_a.to(device, non_blocking=True),
                                    real_b.to(device, non_blocking=True), args, autocast)
             values = dict(zip(LOSSES, runtime.mean_across_ranks(losses, ranks).tolist()))
             runtime.check_finite(values, f"epoch {epoch}, step {step}", checkpoint_path)
             sums += torch.tensor(list(values.values()))
             bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
+            bar.update()
+            if bar.n == TIMED_STEPS and ranks.is_main:
+                note = slow_run_note((time.perf_counter() - run_start) / bar.n, bar.total, device)
+                if note:
+                    tqdm.write(note)
         history.append({"epoch": epoch, **dict(zip(LOSSES, (sums / steps).tolist())),
                         "lr": parts["optimizer_g"].param_groups[0]["lr"], "seconds": time.perf_counter() - start})
         parts["scheduler_g"].step()
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
-            save_checkpoint(checkpoint_path, training_state(epoch, rep, model, history, args, parts))
+            save_checkpoint(checkpoint_path, training_state("cyclegan", epoch, rep, model, history, args, parts))
             write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)
+    bar.close()
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")
     return 0
 

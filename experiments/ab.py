@@ -36,9 +36,10 @@ import torch  # noqa: E402
 
 from checkpoint import generator_from, load_checkpoint  # noqa: E402
 from conversion import convert_audio, convert_magnitude  # noqa: E402
-from data import listed_songs  # noqa: E402
-from outputs import atomic_write_bytes, write_wav  # noqa: E402
+from data import example_clips, listed_songs  # noqa: E402
+from outputs import atomic_write_bytes, check_writable, write_audio  # noqa: E402
 from plots import save_spectrograms  # noqa: E402
+from runtime import run_child, run_command  # noqa: E402
 from spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402
 
 VARIANTS = {  # name -> train.py flags on top of the paper's recipe
@@ -49,7 +50,7 @@ VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     "combined": ["--upsample", "resize", "--output", "residual", "--spectral-norm"],
 }
 DEFAULT_RUNS = "baseline:0,resize:0,residual:0,spectral_norm:0,combined:0,baseline:1,combined:1"
-CLIPS = ROOT.parent / "shared" / "audio" / "gtzan_mini"
+CLIPS = example_clips()
 FULL = {"model": ["--width", "16", "--n-blocks", "3"], "steps": 600, "griffin_lim_iters": 32}
 QUICK = {"model": ["--width", "4", "--n-blocks", "1", "--pool-size", "2"], "steps": 2, "griffin_lim_iters": 2}
 
@@ -59,7 +60,7 @@ def run(command: list[str], log: Path) -> None:
     tail when it fails."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as file:
-        code = subprocess.run([sys.executable, *command], cwd=ROOT, stdout=file, stderr=subprocess.STDOUT).returncode
+        code = run_child([sys.executable, *command], cwd=ROOT, stdout=file, stderr=subprocess.STDOUT).returncode
     if code != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {code}); the end of {log}:\n"
                            + log.read_text()[-3000:])
@@ -166,9 +167,11 @@ def picture(rows: list[dict], data: Path, output: Path, n_iter: int) -> None:
         magnitude, _ = convert_magnitude(generator, excerpt, rep)
         panels[f"{row['run']}: transfer {row['transfer_rate']:.0%}, chroma {row['chroma_similarity']:.2f}"] = \
             magnitude_to_image(magnitude, rep)
-        write_wav(output / f"{row['run'].replace(':', '_seed')}.wav", convert_audio(generator, excerpt, rep, n_iter),
-                  rep.sample_rate)
-    write_wav(output / "input.wav", excerpt, rep.sample_rate)
+        provenance = {"tool": "experiments/ab.py", "direction": "pop2jazz", "input": str(song), "run": row["run"]}
+        write_audio(output / f"{row['run'].replace(':', '_seed')}.wav", convert_audio(generator, excerpt, rep, n_iter),
+                    rep.sample_rate, provenance)
+    write_audio(output / "input.wav", excerpt, rep.sample_rate,
+                {"tool": "experiments/ab.py", "input": str(song), "excerpt_seconds": rep.chunk_seconds})
     save_spectrograms(panels, rep, output / "ab.png", columns=2)
 
 
@@ -192,10 +195,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """Command-line entry point: 0 when the table is written, 1 without clips or when a run fails (its log's tail
+    printed), 130 / 143 when interrupted (finished runs are kept; an interrupted one resumes next time)."""
+    return run_command(experiment, parse_args(argv), (FileNotFoundError, RuntimeError))
+
+
+def experiment(args: argparse.Namespace) -> int:
+    """Every run of `args`, then the table, the JSON and the picture."""
     if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
-        print(f"error: {args.clips} has no pop/ and jazz/ folders of songs; pass --clips", file=sys.stderr)
-        return 1
+        raise FileNotFoundError(f"{args.clips} has no pop/ and jazz/ folders of songs; pass --clips or set "
+                                f"$POP2JAZZ_CLIPS")
+    check_writable(args.output, how="pass --output with a writable place")  # before hours of training
     settings = dict(QUICK if args.quick else FULL)
     settings["steps"] = args.steps or settings["steps"]
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the runs' processes inherit it

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real clips in ../shared/audio/gtzan_mini, a dataset made from them and a tiny checkpoint."""
+"""Shared fixtures: the real clips ($POP2JAZZ_CLIPS, else ../shared/audio/gtzan_mini), a dataset made from them and a
+tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import soundfile as sf
 
 import audio_preprocessing
 import train
+from data import CLIPS_VARIABLE, example_clips
 
 ROOT = Path(__file__).resolve().parent.parent
-GTZAN_MINI = ROOT.parent / "shared" / "audio" / "gtzan_mini"
+GTZAN_MINI = example_clips()
 TINY_MODEL = ["--width", "8", "--n-blocks", "2", "--griffin-lim-iters", "4"]
 
 
 @pytest.fixture(scope="session")
 def gtzan_mini() -> Path:
-    """../shared/audio/gtzan_mini (10 pop + 10 jazz real clips); the test is skipped where it is absent."""
+    """$POP2JAZZ_CLIPS or ../shared/audio/gtzan_mini (10 pop + 10 jazz real clips); the test is skipped where it is
+    absent."""
     if not (GTZAN_MINI / "pop").is_dir() or not (GTZAN_MINI / "jazz").is_dir():
-        pytest.skip(f"real clips not found at {GTZAN_MINI} (they come with the project's shared/ folder)")
+        pytest.skip(f"real clips not found at {GTZAN_MINI} (they come with the project's shared/ folder; set "
+                    f"${CLIPS_VARIABLE} to a folder with pop/ and jazz/ songs of your own)")
     return GTZAN_MINI
 
 
@@ -43,6 +47,21 @@ def tiny_run(dataset, tmp_path_factory) -> dict[str, Path]:
                        str(folders["samples"]), "--epochs", "2", "--steps-per-epoch", "3", *TINY_MODEL])
     assert code == 0
     return folders
+
+
+@pytest.fixture(scope="session")
+def small_chunks(tmp_path_factory) -> Path:
+    """8 chunks of 128 frames (1.49 s) of noise per domain, no validation songs."""
+    root = tmp_path_factory.mktemp("small")
+    noise = np.random.default_rng(0)
+    for domain in ("pop", "jazz"):
+        for index in range(2):
+            write_wav(root / domain / f"{index}.wav", (0.1 * noise.standard_normal(6 * 22050)).astype(np.float32),
+                      22050)
+    assert audio_preprocessing.main(["--pop", str(root / "pop"), "--jazz", str(root / "jazz"), "--output",
+                                     str(root / "data"), "--chunk-seconds", "1.5", "--val-fraction", "0"]) == 0
+    assert len(list((root / "data" / "pop_train").glob("*.npy"))) == 8
+    return root / "data"
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:

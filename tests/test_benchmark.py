@@ -49,8 +49,9 @@ def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
                - inversion["source_phase_librosa_stft"]["spectral_convergence_db"]) < 0.1
     assert results["preprocessing"]["songs"] == 20
     assert [(run["model"], run["width"], run["batch_size"]) for run in results["training"]] == [
-        ("paper", 8, 1), ("cpu", 4, 1)]
-    assert set(results["targets_met"]) == {"real_time_factor", "fraction_of_bound", "peak_rss_ratio", "inversion",
-                                           "throughput_real_time"}
+        ("tiny", 8, 1), ("tinier", 4, 1)]
+    assert results["targets_met"] is None  # tiny models on short songs: no verdict on the targets
     table = capsys.readouterr().out
     assert "real_time_factor" in table and "peak RSS" in table and "it/s" in table
+    assert "smoke test" in table and "paper" not in table.lower()
+    assert ">= 8x" not in table and not any(line.rstrip().endswith(("| yes", "| no")) for line in table.splitlines())

@@ -104,7 +104,7 @@ def test_help_gives_every_default(capsys):
         simple_gan.parse_args(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: data/jazz_train)", "(default: checkpoints/simple_gan.pt)",
-                    "(default: samples/simple_gan)", "(default: 200;", "(default: 32)", "(default: 64)",
-                    "(default: 100)", "(default: 256)", "(default: 2e-4)", "(default: 2)", "(default: 0)"):
+    for default in ("(default: data/jazz_train)", "(default: simple_gan)", "(default: 200;", "(default: 32)",
+                    "(default: 64)", "(default: 100)", "(default: 256)", "(default: 2e-4)", "(default: 2)",
+                    "(default: 0)"):
         assert default in text
