@@ -31,6 +31,9 @@ KINDS = {"cyclegan": ("CycleGAN", "train.py", ("representation", "model", "gener
          "simple_gan": ("simple_gan.py", "simple_gan.py", ("representation", "model", "generator", "discriminator"))}
 GENERATOR_CONFIG = {"resnet": ("width", "n_blocks"), "unet": ("width", "image_size")}  # what build_generator reads
 CHECKPOINTS, SAMPLES, LATEST = Path("checkpoints"), Path("samples"), "latest.pt"  # a run NAME: CHECKPOINTS/NAME/LATEST
+GENERATORS_FILE = "generators.pt"  # beside LATEST: the run's generator-only export, to convert with and share
+DEFAULT_RUN = "pop2jazz"  # the run train.py, convert.py and evaluate.py use without --name
+BUNDLED_MODEL = Path(__file__).resolve().parent / "pretrained" / "pop2jazz.pt"  # the model that ships, an export
 
 
 class CheckpointError(ValueError):
@@ -182,15 +185,18 @@ def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device
 
 def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
     """The options that say which checkpoint a command uses (see find_checkpoint): --name and --checkpoint."""
-    parser.add_argument("--name", default="pop2jazz", help=f"the train.py run whose checkpoint to use: "
-                        f"{CHECKPOINTS}/NAME/{LATEST} (default: pop2jazz)")
-    parser.add_argument("--checkpoint", type=Path, help="a checkpoint file to use instead of the run's")
+    parser.add_argument("--name", default=DEFAULT_RUN, help=f"the train.py run whose checkpoint to use: "
+                        f"{CHECKPOINTS}/NAME/{LATEST}; without a run of the default name, the bundled model "
+                        f"pretrained/{BUNDLED_MODEL.name} (default: {DEFAULT_RUN})")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint file to use instead of the run's: a train.py "
+                        f"{LATEST} or a {GENERATORS_FILE} export")
 
 
 def find_checkpoint(name: str, path: Path | None = None) -> Path:
     """The checkpoint a command uses: `path` (--checkpoint) when given (load_checkpoint says when it is missing),
-    else the latest one of the run `name`, checkpoints/NAME/latest.pt. The one place that decides it, for
-    convert.py and evaluate.py.
+    else the latest one of the run `name`, checkpoints/NAME/latest.pt, else, for the default run name only, the
+    bundled model (BUNDLED_MODEL). The one place that decides it, for convert.py and evaluate.py; `describe`
+    says which it was.
 
     Raises FileNotFoundError saying how to get one, and naming the runs there are, when the run has none.
     """
@@ -199,12 +205,38 @@ def find_checkpoint(name: str, path: Path | None = None) -> Path:
     found = CHECKPOINTS / name / LATEST
     if found.is_file():
         return found
+    if name == DEFAULT_RUN and BUNDLED_MODEL.is_file():
+        return BUNDLED_MODEL
     runs = sorted(run.parent.name for run in CHECKPOINTS.glob(f"*/{LATEST}"))
     there = f"; the runs there are {', '.join(runs)} (pass --name)" if runs else ""
     older = f"; a checkpoint from before named runs is at {CHECKPOINTS / LATEST} (pass --checkpoint " \
             f"{CHECKPOINTS / LATEST})" if (CHECKPOINTS / LATEST).is_file() else ""
     raise FileNotFoundError(f"no checkpoint at {found}: train one with `uv run train.py --name {name}`, or pass "
                             f"--checkpoint{there}{older}")
+
+
+def describe(path: Path, state: dict) -> str:
+    """How a command names the checkpoint it uses: "the bundled model pretrained/pop2jazz.pt (...)" or "PATH
+    (...)", with the network and the epoch it was saved at."""
+    model = state["model"]
+    network = f"{model.get('generator', 'resnet')} generator, width {model['width']}" + \
+        (f", {model['n_blocks']} blocks" if model.get("generator", "resnet") == "resnet" else "")
+    details = f"{network}, epoch {state.get('epoch', '?')}"
+    if Path(path).resolve() == BUNDLED_MODEL:
+        return f"the bundled model pretrained/{BUNDLED_MODEL.name} ({details}; see pretrained/README.md)"
+    return f"{path} ({details})"
+
+
+def export_generators(state: dict) -> dict:
+    """The generator-only export of a CycleGAN training state, for conversion and sharing: both generators in
+    float16 (2 bytes a parameter: 1.1 MB at width 16, 45 MB at the paper's 64), with the representation, model
+    config, settings, epoch and loss history; without the discriminators, optimisers and image pools that only
+    training needs (at the paper's size most of a checkpoint's 115 MB). Marked "generators_only": convert.py and
+    evaluate.py load it as any CycleGAN checkpoint (load_state_dict casts back to float32), --resume refuses it."""
+    halves = {name: {key: value.half() if value.is_floating_point() else value for key, value in state[name].items()}
+              for name in ("generator_ab", "generator_ba")}
+    kept = ("epoch", "representation", "model", "history", "args")
+    return {"kind": "cyclegan", "generators_only": True, **{key: state[key] for key in kept if key in state}, **halves}
 
 
 # resuming a training run (train.py and simple_gan.py)
@@ -269,6 +301,10 @@ def resume(args: argparse.Namespace, path: Path, device: torch.device | str, ses
                               f"run is (--name)") from None
     except ValueError as error:
         raise CheckpointError(f"--resume: {error}") from error
+    if state.get("generators_only"):
+        raise CheckpointError(f"--resume: {path} is a generator-only export (for convert.py and evaluate.py), "
+                              f"without the discriminators and optimisers training needs; resume from the run's "
+                              f"{LATEST}")
     for note in resume_settings(args, state["args"], session_options):
         print(f"note: {note}")
     return state
@@ -296,8 +332,9 @@ RUN_OUTPUTS = ("epoch_*", "losses.csv", "losses.png", "transfer_rate.csv")  # wh
 
 
 def run_files(checkpoint: Path, samples: Path) -> list[Path]:
-    """The files of a run already at `checkpoint` and in `samples`: the checkpoint and the RUN_OUTPUTS."""
-    found = [checkpoint] if checkpoint.is_file() else []
+    """The files of a run already at `checkpoint` and in `samples`: the checkpoint, its generator-only export and
+    the RUN_OUTPUTS."""
+    found = [path for path in (checkpoint, checkpoint.with_name(GENERATORS_FILE)) if path.is_file()]
     return found + sorted(path for pattern in RUN_OUTPUTS for path in Path(samples).glob(pattern) if path.is_file())
 
 

@@ -1,5 +1,6 @@
 """Turn songs into jazz (or jazz into pop) with a trained CycleGAN generator.
 
+    uv run convert.py                               # the bundled example -> samples/example_jazz.wav and .png
     uv run convert.py song.wav                      # -> song_jazz.wav beside it, with checkpoints/pop2jazz/latest.pt
     uv run convert.py song.flac -o out/jazzy.flac --griffin-lim-iters 64
     uv run convert.py music/ --output-dir jazzed/ --format flac   # every song below music/, sub-folders mirrored
@@ -12,6 +13,11 @@ by default), exactly as long as the input, peak-normalised below full scale when
 its extension (16-bit WAV, FLAC, Ogg Vorbis, MP3, ...), and it says in its metadata that convert.py made it, from
 which song and checkpoint: convert.py and audio_preprocessing.py then never take it for a song of yours. Songs are
 streamed (conversion.py): memory stays the same for a 3-minute song and for an hour-long one.
+
+The checkpoint is the run's (--name, default pop2jazz: checkpoints/pop2jazz/latest.pt) or --checkpoint's; without
+either, the bundled model pretrained/pop2jazz.pt, trained on CPU on 14 GTZAN clips (pretrained/README.md). With no
+song, it converts the bundled example (examples/, CC BY 3.0) into samples/example_jazz.wav with a before/after
+spectrogram picture.
 """
 
 from __future__ import annotations
@@ -27,12 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import DIRECTIONS, add_checkpoint_options, find_checkpoint, load_generator
+from checkpoint import (DIRECTIONS, SAMPLES, add_checkpoint_options, describe, find_checkpoint, generator_from,
+                        load_checkpoint)
 from conversion import convert_file
-from data import scan_folder
+from data import EXAMPLE_SONG, scan_folder
 from outputs import audio_bytes, audio_format, check_writable, provenance_of, writable_extensions
+from plots import save_spectrograms
 from runtime import keep_freed_memory, pick_device, run_command
-from spectrogram import AudioError, audio_samples
+from spectrogram import AudioError, Representation, audio_samples, audio_to_image, load_audio
+
+
+PLOT_SECONDS = 30  # of a song and its conversion, in the --plot picture
 
 
 @dataclasses.dataclass
@@ -132,6 +143,11 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
                      f"too): {', '.join(map(str, ours))}")
     if done:
         notes.append(f"note: {len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
+    if args.plot:  # the picture beside an output is as safe from overwriting as the output itself
+        taken = [job for job in kept if job.output.with_suffix(".png").exists() and not args.overwrite]
+        errors += [f"{job.output.with_suffix('.png')} exists: pass --overwrite to replace it, or leave out --plot"
+                   for job in taken]
+        kept = [job for job in kept if job not in taken]
     for job in kept:
         audio_format(job.output, sample_rate)
     needs: dict[Path, int] = {}
@@ -147,7 +163,8 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("songs", nargs="+", type=Path, help="audio files, or folders searched recursively, to convert")
+    add("songs", nargs="*", type=Path, help="audio files, or folders searched recursively, to convert (default: the "
+        "bundled example song, into samples/example_jazz.wav)")
     add("-o", "--output", type=Path, help="output file, its format from its extension (one song only; default: "
         "<song>_jazz.wav beside the input, <song>_pop.wav for jazz2pop)")
     add("--output-dir", type=Path, help="write every output into this folder (made as needed), a converted "
@@ -168,9 +185,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
     add("--overwrite", action="store_true", help="replace existing output files")
+    add("--plot", action="store_true", help="also write <output>.png: the spectrograms of the song and of its "
+        "conversion (their first 30 s), one above the other (always on for the bundled example)")
     add("--allow-converted", action="store_true", help="also convert files that convert.py (or training) wrote "
         "itself; by default they are refused, or skipped in folders")
     args = parser.parse_args(argv)
+    args.example = not args.songs
+    if args.example:
+        args.songs = [EXAMPLE_SONG]
+        args.output = args.output or SAMPLES / f"example_{DIRECTIONS[args.direction][1]}.{args.format}"
+        args.plot = True
+        made_by = provenance_of(args.output) if args.output.exists() else None
+        args.overwrite = args.overwrite or (made_by or {}).get("input") == str(EXAMPLE_SONG)  # ours: redo it
     if args.output is not None and (len(args.songs) > 1 or args.songs[0].is_dir() or args.output_dir):
         parser.error("-o/--output takes one song; convert several songs or a folder with --output-dir")
     if not 0.0 <= args.overlap < 1.0:
@@ -183,7 +209,10 @@ def convert(args: argparse.Namespace) -> int:
     checkpoint = find_checkpoint(args.name, args.checkpoint)
     device = pick_device(args.device)
     keep_freed_memory()
-    generator, rep = load_generator(checkpoint, args.direction, device)
+    state = load_checkpoint(checkpoint, device, "cyclegan")
+    generator = generator_from(state, args.direction, device, checkpoint)
+    rep = Representation.from_dict(state["representation"])
+    print(f"using {describe(checkpoint, state)}")
     jobs, errors = plan(args, rep.sample_rate)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
@@ -209,7 +238,20 @@ def convert(args: argparse.Namespace) -> int:
         note = f", scaled by {gain:.2f} ({20 * np.log10(gain):.1f} dB) to avoid clipping" if gain < 1.0 else ""
         print(f"{job.song} -> {job.output}: {seconds:.1f} s at {rep.sample_rate} Hz in {elapsed:.1f} s "
               f"({seconds / elapsed:.1f}x real time){note}")
+        if args.plot:
+            plot_conversion(job, rep, args.direction)
     return 1 if failed else 0
+
+
+def plot_conversion(job: Job, rep: Representation, direction: str) -> None:
+    """<output>.png: the spectrograms of the song and of its conversion, their first PLOT_SECONDS, one above the
+    other; its name printed."""
+    samples = PLOT_SECONDS * rep.sample_rate
+    before, after = (load_audio(path, rep.sample_rate)[:samples] for path in (job.song, job.output))
+    picture = job.output.with_suffix(".png")
+    save_spectrograms({f"{job.song.name} (input)": audio_to_image(before, rep),
+                       f"{job.output.name} ({direction}, as written)": audio_to_image(after, rep)}, rep, picture)
+    print(f"spectrograms before and after: {picture}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from outputs import atomic_write_bytes
 from spectrogram import AUDIO_EXTENSIONS, Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
+EXAMPLE_SONG = Path(__file__).resolve().parent / "examples" / "lets_go_fishin_excerpt.ogg"  # CC BY 3.0, see there
 CLIPS_VARIABLE = "POP2JAZZ_CLIPS"  # a folder with pop/ and jazz/ songs for the real-audio tests and the benchmarks
 
 

@@ -9,7 +9,8 @@ lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator,
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
 CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
 `torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/NAME/latest.pt
-(written atomically), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
+(written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
+convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), and samples/NAME/losses.csv / losses.png. A run never starts over another one: that
 takes --resume, another --name, or --overwrite.
 """
@@ -29,9 +30,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import runtime
-from checkpoint import (CHECKPOINTS, GENERATORS, LATEST, SAMPLES, CheckpointError, add_run_options,
-                        build_discriminator, build_generator, check_new_run, clear_run, estimate_checkpoint_bytes,
-                        explicit_options, restore_parts, resume, save_checkpoint, training_state)
+from checkpoint import (CHECKPOINTS, DEFAULT_RUN, GENERATORS, GENERATORS_FILE, LATEST, SAMPLES, CheckpointError,
+                        add_run_options, build_discriminator, build_generator, check_new_run, clear_run,
+                        estimate_checkpoint_bytes, explicit_options, export_generators, restore_parts, resume,
+                        save_checkpoint, training_state)
 from data import ChunkFolder, DataError, UnpairedChunks
 from metrics import TransferRateLog
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
@@ -54,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--data", type=Path, default=Path("data"), help="folder with pop_train/, jazz_train/, pop_val/ "
         "(default: data)")
-    add_run_options(parser, "pop2jazz")  # --name, --resume, --overwrite
+    add_run_options(parser, DEFAULT_RUN)  # --name, --resume, --overwrite
     add("--checkpoint-dir", type=Path, default=None, help="checkpoint folder, instead of checkpoints/NAME")
     add("--samples-dir", type=Path, default=None, help="samples folder, instead of samples/NAME")
     add("--epochs", type=int, default=200, help="half at constant lr, half decaying to 0 (default: 200; with "
@@ -334,7 +336,9 @@ def train(args: argparse.Namespace) -> int:
         parts["scheduler_g"].step()
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
-            save_checkpoint(checkpoint_path, training_state("cyclegan", epoch, rep, model, history, args, parts))
+            saved = training_state("cyclegan", epoch, rep, model, history, args, parts)
+            save_checkpoint(checkpoint_path, saved)
+            save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved))
             write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)
     bar.close()
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")

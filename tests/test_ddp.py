@@ -37,7 +37,7 @@ def test_two_ranks_train_on_their_shards_and_end_with_identical_weights(dataset,
             assert torch.equal(after[key], checkpoint[name][key]), f"{name}.{key}: the checkpoint is not rank 0's"
         assert any(not torch.equal(before[key], after[key]) for key in after), f"{name} did not train"
     # rank 0 alone wrote the checkpoint, the sample and the loss log, and printed
-    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["latest.pt"]
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["generators.pt", "latest.pt"]
     assert sorted(path.name for path in (tmp_path / "samples").iterdir()) == [
         "epoch_001.png", "epoch_001.wav", "losses.csv", "losses.png"]
     assert run.stdout.count("done:") == 1 and "x 2 processes" in run.stdout
