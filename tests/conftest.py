@@ -39,6 +39,17 @@ def dataset(gtzan_mini, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def held_out_dataset(gtzan_mini, tmp_path_factory) -> Path:
+    """The 20 shared clips preprocessed as experiments/ab.py and the bundled model's training did: 3 of 10 songs
+    per domain held out (--val-fraction 0.3, seed 0)."""
+    output = tmp_path_factory.mktemp("held_out_data")
+    code = audio_preprocessing.main(["--pop", str(gtzan_mini / "pop"), "--jazz", str(gtzan_mini / "jazz"),
+                                     "--output", str(output), "--workers", "2", "--val-fraction", "0.3"])
+    assert code == 0
+    return output
+
+
+@pytest.fixture(scope="session")
 def tiny_run(dataset, tmp_path_factory) -> dict[str, Path]:
     """A 2-epoch, 3-steps-per-epoch run of a width-8, 2-block CycleGAN on `dataset`: its folders."""
     root = tmp_path_factory.mktemp("run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import evaluate
 import train
 from checkpoint import BUNDLED_MODEL, GENERATORS_FILE, find_checkpoint, generator_from, load_checkpoint
 from conftest import ROOT
@@ -90,3 +92,23 @@ def test_without_a_run_the_default_name_falls_back_to_the_bundled_model(name, tm
     else:
         with pytest.raises(FileNotFoundError, match="train one with `uv run train.py --name other`"):
             find_checkpoint(name)  # a run asked for by name is never silently replaced by the bundled model
+
+
+def test_the_model_cards_figures_are_what_evaluate_measures(held_out_dataset, tmp_path):
+    """pretrained/evaluation.json holds evaluate.py's figures of the bundled model on the held-out songs, quoted in
+    pretrained/README.md and the README's Results; evaluate.py measures them again here. Tolerances: one held-out
+    chunk of the transfer rate, 0.02 of a probability or a chroma similarity, 0.5 dB."""
+    card = json.loads((BUNDLED_MODEL.parent / "evaluation.json").read_text())
+    assert evaluate.main(["--checkpoint", str(BUNDLED_MODEL), "--data", str(held_out_dataset), "-o",
+                          str(tmp_path / "eval")]) == 0
+    measured = json.loads((tmp_path / "eval" / "figures.json").read_text())
+    for row in ("pop_baseline", "converted", "converted_audio", "jazz_ceiling"):
+        now, then = measured["style_transfer"][row], card["style_transfer"][row]
+        assert now["chunks"] == then["chunks"]
+        assert now["jazz_rate"] == pytest.approx(then["jazz_rate"], abs=1.01 / now["chunks"])
+        assert now["jazz_probability"] == pytest.approx(then["jazz_probability"], abs=0.02)
+    for key in ("chroma_similarity", "chroma_similarity_audio", "chroma_similarity_floor"):
+        assert measured["content"][key] == pytest.approx(card["content"][key], abs=0.02)
+    assert measured["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"] == pytest.approx(
+        card["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"], abs=0.5)
+    assert measured["artefacts"]["checkerboard_db"] == pytest.approx(card["artefacts"]["checkerboard_db"], abs=0.5)
