@@ -35,7 +35,7 @@ from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
 from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
-                     inversion_quality, train_genre_classifier, transfer_figures)
+                     inversion_quality, level_db, level_matched, train_genre_classifier, transfer_figures)
 from outputs import audio_bytes, check_writable, write_audio
 from runtime import pick_device, run_command
 from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image,
@@ -47,10 +47,11 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                   n_iter: int = 32, seed: int = 0) -> dict:
     """Convert one pop song (mono audio [samples] at rep.sample_rate, at least one chunk long) and measure it.
 
-    Returns {"seconds": song length, "chunks", "input", "generated", "written" (chunk images [n, n_bins,
-    chunk_frames] of the input, the generator's output and the re-analysed written audio), "audio" (the written
-    audio [samples], source-phase Griffin-Lim), "jazz_probability" {"input", "generated", "written": [n]},
-    "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written": [n]}, "inversion" (see
+    Returns {"seconds": song length, "chunks", "input", "generated", "written", "level_matched" (chunk images
+    [n, n_bins, chunk_frames] of the input, the generator's output, the re-analysed written audio and the input
+    at the output's level, metrics.level_matched), "audio" (the written audio [samples], source-phase
+    Griffin-Lim), "jazz_probability" {"input", "generated", "written", "level_matched": [n]}, "is_jazz" (the
+    same, bool), "chroma_similarity" {"generated", "written": [n]}, "inversion" (see
     `inversion_quality`)}.
     """
     if len(audio) < rep.chunk_samples:
@@ -61,6 +62,7 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     images = {"input": magnitude_to_image(spectrum.abs(), rep), "generated": magnitude_to_image(magnitude, rep),
               "written": audio_to_image(written, rep)}
     chunks = {name: split_chunks(image, rep) for name, image in images.items()}
+    chunks["level_matched"] = level_matched(chunks["input"], chunks["generated"], rep)
     features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
     return {
         "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
@@ -92,13 +94,15 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                         "method": INVERSIONS[name]} for name in INVERSIONS}
     return {
         "classifier": classifier.summary(),
-        "style_transfer": {"pop_baseline": transfer("input"), "converted": transfer("generated"),
-                           "converted_audio": transfer("written"),
+        "style_transfer": {"pop_baseline": transfer("input"), "level_control": transfer("level_matched"),
+                           "converted": transfer("generated"), "converted_audio": transfer("written"),
                            "jazz_ceiling": transfer_figures(classifier, features_of(jazz_chunks, rep))},
         "content": {"chroma_similarity": float(np.nanmean(pooled("chroma_similarity", "generated"))),
                     "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
                     "chroma_similarity_floor": float(np.nanmean(floor))},
         "inversion": inversion,
+        "level_change_db": float(np.mean([level_db(b, rep) - level_db(a, rep) for result in results.values()
+                                          for a, b in zip(result["input"], result["generated"])])),
         "artefacts": {"checkerboard_db": 10 * np.log10(checkerboard_power(torch.cat([result["generated"] for result
                                                                                  in results.values()]))
                                                        / checkerboard_power(inputs))},

@@ -82,6 +82,24 @@ def chunk_features(image: np.ndarray | torch.Tensor, rep: Representation = Repre
     return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1), mel_db.std(axis=1)])
 
 
+def level_db(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> float:
+    """Level of an image [n_bins, frames]: 10 log10 of its mean STFT power, in dB re a full-scale bin."""
+    power = np.mean(image_magnitude(image, rep) ** 2) / rep.magnitude_ref ** 2
+    return float(10.0 * np.log10(max(power, 1e-30)))
+
+
+def level_matched(inputs: torch.Tensor, outputs: torch.Tensor, rep: Representation = Representation()
+                  ) -> torch.Tensor:
+    """The control for a judge that hears loudness: each input chunk [n, n_bins, frames] made as much louder or
+    quieter as its conversion (outputs, same shape) is, and nothing else (a uniform dB shift, clipped to the
+    image's range). Jazz in GTZAN is mostly older, quieter recordings, and the MFCCs' first coefficient follows
+    level, so a generator that only turned the volume down would score above the unconverted pop; it must beat
+    this control to show it does more."""
+    scale = 2.0 / (rep.db_max - rep.db_min)  # image units per dB
+    return torch.stack([(torch.as_tensor(a) + (level_db(b, rep) - level_db(a, rep)) * scale).clamp(-1.0, 1.0)
+                        for a, b in zip(inputs, outputs)])
+
+
 def features_of(images: Sequence, rep: Representation = Representation(), desc: str | None = None) -> np.ndarray:
     """`chunk_features` of each image in a sequence [n, n_bins, frames] -> [n, N_FEATURES]; tqdm when `desc`."""
     rows = [chunk_features(image, rep) for image in tqdm(images, desc=desc, unit="chunk", disable=desc is None,

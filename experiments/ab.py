@@ -98,6 +98,8 @@ def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings:
             "transfer_rate": figures["style_transfer"]["converted"]["jazz_rate"],
             "jazz_probability": figures["style_transfer"]["converted"]["jazz_probability"],
             "transfer_rate_audio": figures["style_transfer"]["converted_audio"]["jazz_rate"],
+            "level_control": figures["style_transfer"]["level_control"]["jazz_rate"],
+            "level_change_db": figures["level_change_db"],
             "chroma_similarity": figures["content"]["chroma_similarity"],
             "consistency_db": figures["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"],
             "checkerboard_db": figures["artefacts"]["checkerboard_db"],
@@ -144,12 +146,14 @@ def markdown(rows: list[dict], settings: dict, machine: dict) -> str:
              f"floor (unrelated pop/jazz) {first['chroma_floor']:.3f}. Machine: {machine['cpus']} CPUs, "
              f"{machine['threads']} torch thread(s) per run, load average {machine['load_before']:.1f} before and "
              f"{machine['load_after']:.1f} after.", "",
-             "| run | flags | transfer rate | P(jazz) | chroma | consistency (dB) | checkerboard (dB) | s/step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| run | flags | transfer rate | P(jazz) | level change (dB) / its control | chroma | consistency (dB) | "
+             "checkerboard (dB) | s/step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['transfer_rate']:.0%} | "
-                     f"{row['jazz_probability']:.2f} | {row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | "
-                     f"{row['checkerboard_db']:+.1f} | {row['seconds_per_step']:.2f} |")
+                     f"{row['jazz_probability']:.2f} | {row['level_change_db']:+.1f} / {row['level_control']:.0%} | "
+                     f"{row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | {row['checkerboard_db']:+.1f} | "
+                     f"{row['seconds_per_step']:.2f} |")
     lines += ["", "Verdicts (means over seeds, the rule of experiments/ab.py `verdicts`): "
               + ", ".join(f"{name}: {verdict}" for name, verdict in verdicts(rows).items()), ""]
     return "\n".join(lines)

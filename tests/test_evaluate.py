@@ -45,6 +45,17 @@ class DarkerGenerator(torch.nn.Module):
         return (images + self.tilt).clamp(-1.0, 1.0)
 
 
+class QuieterGenerator(torch.nn.Module):
+    """A "conversion" that is only a volume knob: every bin 10 dB down (0.2 in the image)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - 0.2).clamp(-1.0, 1.0)
+
+
 @pytest.fixture(scope="module")
 def classifier(dataset):
     return train_genre_classifier(ChunkFolder(dataset / "pop_train"), ChunkFolder(dataset / "jazz_train"), REP)
@@ -89,6 +100,20 @@ def test_identity_conversion_scores_the_pop_baseline(classifier, held_out):
     assert transfer["jazz_ceiling"]["jazz_rate"] == 1.0  # measured: both jazz_val chunks, P(jazz) 0.99
     # the input's own phase fits its own magnitude: only the -100 dB floor of the image is lost (measured -52 dB)
     assert figures["inversion"]["source_phase"]["spectral_convergence_db"] < -40.0
+
+
+def test_the_level_control_scores_what_a_volume_knob_alone_scores(classifier, held_out):
+    """The control row of the report: the input at the conversion's level. For a generator that only turns the
+    volume down it is the conversion itself, whatever the classifier makes of quieter pop."""
+    song, audio, jazz_chunks = held_out
+    result = evaluate.evaluate_song(QuieterGenerator(), audio, REP, classifier, n_iter=2)
+    np.testing.assert_array_equal(result["is_jazz"]["level_matched"], result["is_jazz"]["generated"])
+    np.testing.assert_allclose(result["jazz_probability"]["level_matched"], result["jazz_probability"]["generated"],
+                               atol=0.02)
+    figures = evaluate.summarise({song: result}, jazz_chunks, classifier, REP)
+    assert figures["level_change_db"] == pytest.approx(-10.0, abs=0.5)
+    assert figures["style_transfer"]["level_control"] == pytest.approx(figures["style_transfer"]["converted"],
+                                                                       abs=0.02)
 
 
 def test_source_phase_griffin_lim_beats_plain_griffin_lim(tiny_run, held_out):
