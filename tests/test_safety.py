@@ -13,6 +13,7 @@ import torch
 
 import audio_preprocessing
 import benchmark
+import conversion_jobs
 import convert
 import simple_gan
 import train
@@ -179,7 +180,7 @@ def test_the_output_format_follows_the_extension(tiny_run, tmp_path, monkeypatch
     def no_work(*args, **kwargs):
         raise AssertionError("converted although the output cannot be written")
 
-    monkeypatch.setattr(convert, "convert_file", no_work)
+    monkeypatch.setattr(conversion_jobs, "convert_file", no_work)
     for name in ("out.xyz", "out.w64"):  # w64 holds no metadata, so no provenance
         assert convert.main([str(song), "-o", str(tmp_path / name), *checkpoint]) == 1
         error = capsys.readouterr().err
