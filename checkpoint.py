@@ -328,7 +328,8 @@ def restore_parts(parts: dict, state: dict) -> None:
 
 # named runs: never start over one by accident
 
-RUN_OUTPUTS = ("epoch_*", "losses.csv", "losses.png", "transfer_rate.csv")  # what training writes for a person
+# what training writes for a person
+RUN_OUTPUTS = ("epoch_*", "losses.csv", "losses.png", "transfer_rate.csv", "transfer_rate.png", "index.html")
 
 
 def run_files(checkpoint: Path, samples: Path) -> list[Path]:

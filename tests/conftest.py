@@ -50,6 +50,19 @@ def tiny_run(dataset, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def eval_run(dataset, tmp_path_factory) -> dict[str, Path]:
+    """A 4-epoch, 1-step-per-epoch run of a width-4, 1-block CycleGAN on `dataset` with --eval-every 2: its folders;
+    its samples folder holds the run's page (index.html) with both curves."""
+    root = tmp_path_factory.mktemp("eval_run")
+    folders = {"data": dataset, "checkpoints": root / "checkpoints", "samples": root / "samples"}
+    code = train.main(["--data", str(dataset), "--checkpoint-dir", str(folders["checkpoints"]), "--samples-dir",
+                       str(folders["samples"]), "--name", "tiny <&> run", "--epochs", "4", "--steps-per-epoch", "1",
+                       "--eval-every", "2", "--width", "4", "--n-blocks", "1", "--griffin-lim-iters", "4"])
+    assert code == 0
+    return folders
+
+
+@pytest.fixture(scope="session")
 def small_chunks(tmp_path_factory) -> Path:
     """8 chunks of 128 frames (1.49 s) of noise per domain, no validation songs."""
     root = tmp_path_factory.mktemp("small")

@@ -55,7 +55,7 @@ def test_a_second_run_is_refused_names_sit_side_by_side_and_overwrite_clears(sma
     latest = tmp_path / "checkpoints" / "pop2jazz" / "latest.pt"
     saved = latest.read_bytes()
     assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "epoch_002.png",
-                                                         "epoch_002.wav", "losses.csv", "losses.png"]
+                                                         "epoch_002.wav", "index.html", "losses.csv", "losses.png"]
     capsys.readouterr()
 
     assert train.main([*run, "--epochs", "2"]) == 1
@@ -71,8 +71,8 @@ def test_a_second_run_is_refused_names_sit_side_by_side_and_overwrite_clears(sma
     (tmp_path / "samples" / "pop2jazz" / "my notes.txt").write_text("mine")
     assert train.main([*run, "--epochs", "1", "--overwrite"]) == 0
     assert load_checkpoint(latest)["epoch"] == 1
-    assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "losses.csv",
-                                                         "losses.png", "my notes.txt"]  # epoch 2 of the old run gone
+    assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "index.html",
+                                                         "losses.csv", "losses.png", "my notes.txt"]  # epoch 2 gone
     with pytest.raises(SystemExit):  # argparse refuses the pair
         train.main([*run, "--resume", "--overwrite"])
 
