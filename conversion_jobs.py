@@ -129,9 +129,10 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: arg
     """Convert `job.song` into `job.output` with conversion.convert_file (streaming, atomic, stamped with
     `provenance`), with a progress bar over the song's seconds (tqdm, on stderr).
 
-    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size and bf16. Warnings (a
-    truncated song) are collected, not printed. Raises FileExistsError when the output is there (check_output),
-    AudioError when the song cannot be read, OutputError when the output cannot be written; no output is left.
+    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size and bf16. Our warnings (a
+    truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the output is there
+    (check_output), AudioError when the song cannot be read, OutputError when the output cannot be written; no
+    output is left.
     """
     start = time.perf_counter()
     check_output(job.song, job.output, args.overwrite)
@@ -139,7 +140,11 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: arg
         warnings.simplefilter("always")
         seconds, gain = convert_file(generator, job.song, job.output, rep, args.griffin_lim_iters, args.overlap,
                                      args.batch_size, progress=True, bf16=args.bf16, provenance=provenance)
-    return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in caught])
+    ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
+    for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
+        if other not in ours:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours])
 
 
 def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[str]]:
