@@ -132,10 +132,10 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
 
     def counted(converted):
         # converted seconds of the header's length: a fraction for the bar and the browser page's progress (app.py)
-        with tqdm(desc=Path(song).name, total=samples, unit_scale=1 / rep.sample_rate, disable=not progress,
+        with tqdm(desc=Path(song).name, total=samples / rep.sample_rate, unit="s", disable=not progress,
                   bar_format="{desc}: {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]") as bar:
             for block in converted:
-                bar.update(min(len(block), samples - bar.n))  # the header may round the length by a sample
+                bar.update(min(len(block) / rep.sample_rate, bar.total - bar.n))  # the header may round the length
                 yield block
 
     device = next(generator.parameters()).device
