@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from checkpoint import BUNDLED_MODEL, CHECKPOINTS, DEFAULT_RUN, DIRECTIONS, LATEST, find_checkpoint, list_runs
-from conversion_jobs import Job, load_model, output_path_for, plan, plot_conversion, run_job
+from conversion_jobs import load_model, output_path_for, plan, plot_conversion, run_job
 from data import EXAMPLE_SONG
 from runtime import TERMINATION_SIGNALS, pick_device, run_command
 
@@ -115,7 +115,7 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         jobs, errors = plan(job_args, loaded.rep.sample_rate)
         if errors or not jobs:
             raise ValueError(errors[0] if errors else f"{song}: nothing to convert")
-        job: Job = jobs[0]
+        job = jobs[0]
         report(0.05, desc="converting")
         converted = run_job(loaded.generator, job, loaded.rep, job_args,
                             {"tool": "app.py", "direction": direction, "checkpoint": model})
