@@ -3,6 +3,7 @@ tiny checkpoint."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,19 @@ def small_chunks(tmp_path_factory) -> Path:
                                      str(root / "data"), "--chunk-seconds", "1.5", "--val-fraction", "0"]) == 0
     assert len(list((root / "data" / "pop_train").glob("*.npy"))) == 8
     return root / "data"
+
+
+TINY_RUN_FIXTURE = ROOT / "tests" / "fixtures" / "cyclegan_format1.pt"  # a tiny CycleGAN, 128-frame chunks
+CORRUPT_WAV = b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200))  # a WAV header whose fmt chunk is garbage
+
+
+def add_tiny_run(root: Path) -> Path:
+    """Make `root`/checkpoints/tiny/latest.pt, a run as app.py lists it, from the tiny fixture checkpoint; returns
+    its path relative to `root`."""
+    checkpoint = Path("checkpoints") / "tiny" / "latest.pt"
+    (root / checkpoint).parent.mkdir(parents=True)
+    shutil.copy(TINY_RUN_FIXTURE, root / checkpoint)
+    return checkpoint
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:

@@ -4,7 +4,6 @@ of text (the browser itself: tests/test_browser.py)."""
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,17 @@ import soundfile as sf
 
 import app
 import convert
-from conftest import ROOT, sine, write_wav
+from conftest import CORRUPT_WAV, add_tiny_run, sine, write_wav
 from outputs import provenance_of
-
-FIXTURE_CHECKPOINT = ROOT / "tests" / "fixtures" / "cyclegan_format1.pt"  # a tiny CycleGAN, 128-frame chunks
 
 
 @pytest.fixture
 def place(tmp_path, monkeypatch) -> dict[str, Path]:
     """A working folder with one train.py run, checkpoints/tiny/latest.pt, and the app's temporary folder."""
     monkeypatch.chdir(tmp_path)
-    checkpoint = tmp_path / "checkpoints" / "tiny" / "latest.pt"
-    checkpoint.parent.mkdir(parents=True)
-    shutil.copy(FIXTURE_CHECKPOINT, checkpoint)
+    checkpoint = add_tiny_run(tmp_path)
     (tmp_path / "work").mkdir()
-    return {"root": tmp_path, "checkpoint": Path("checkpoints/tiny/latest.pt"), "work": tmp_path / "work"}
+    return {"root": tmp_path, "checkpoint": checkpoint, "work": tmp_path / "work"}
 
 
 def settings(work: Path) -> argparse.Namespace:
@@ -62,7 +57,7 @@ def test_every_failure_is_one_line_on_the_page(place):
     empty, broken = songs / "empty.wav", songs / "broken.wav"
     songs.mkdir()
     empty.write_bytes(b"")
-    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    broken.write_bytes(CORRUPT_WAV)
     ours = write_wav(songs / "tone.wav", sine(2.0), 22050)
     model = str(place["checkpoint"])
 
