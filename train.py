@@ -11,8 +11,8 @@ CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or
 `torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/NAME/latest.pt
 (written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
-spectrogram before and after), and samples/NAME/losses.csv / losses.png. A run never starts over another one: that
-takes --resume, another --name, or --overwrite.
+spectrogram before and after), samples/NAME/losses.csv / losses.png, and samples/NAME/index.html, the run's page
+that shows them all. A run never starts over another one: that takes --resume, another --name, or --overwrite.
 """
 
 from __future__ import annotations
