@@ -207,12 +207,17 @@ def find_checkpoint(name: str, path: Path | None = None) -> Path:
         return found
     if name == DEFAULT_RUN and BUNDLED_MODEL.is_file():
         return BUNDLED_MODEL
-    runs = sorted(run.parent.name for run in CHECKPOINTS.glob(f"*/{LATEST}"))
+    runs = list_runs()
     there = f"; the runs there are {', '.join(runs)} (pass --name)" if runs else ""
     older = f"; a checkpoint from before named runs is at {CHECKPOINTS / LATEST} (pass --checkpoint " \
             f"{CHECKPOINTS / LATEST})" if (CHECKPOINTS / LATEST).is_file() else ""
     raise FileNotFoundError(f"no checkpoint at {found}: train one with `uv run train.py --name {name}`, or pass "
                             f"--checkpoint{there}{older}")
+
+
+def list_runs() -> list[str]:
+    """The names of the runs under checkpoints/ that have a latest.pt, in name order."""
+    return sorted(run.parent.name for run in CHECKPOINTS.glob(f"*/{LATEST}"))
 
 
 def describe(path: Path, state: dict) -> str:
@@ -328,7 +333,8 @@ def restore_parts(parts: dict, state: dict) -> None:
 
 # named runs: never start over one by accident
 
-RUN_OUTPUTS = ("epoch_*", "losses.csv", "losses.png", "transfer_rate.csv")  # what training writes for a person
+# what training writes for a person
+RUN_OUTPUTS = ("epoch_*", "losses.csv", "losses.png", "transfer_rate.csv", "transfer_rate.png", "index.html")
 
 
 def run_files(checkpoint: Path, samples: Path) -> list[Path]:

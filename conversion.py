@@ -122,21 +122,26 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
     OutputError when `output` cannot be written; either way no output file is left. bf16: autocast on the CPU
     too (see run_generator).
     """
-    read = 0
+    read, samples = 0, audio_samples(song, rep.sample_rate)
 
     def blocks():
         nonlocal read
-        with tqdm(desc=Path(song).name, unit="s", disable=not progress,
-                  bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
-            for block in read_audio_blocks(song, rep.sample_rate):
-                read += len(block)
-                bar.update(len(block) / rep.sample_rate)
+        for block in read_audio_blocks(song, rep.sample_rate):
+            read += len(block)
+            yield block
+
+    def counted(converted):
+        # converted seconds of the header's length: a fraction for the bar and the browser page's progress (app.py)
+        with tqdm(desc=Path(song).name, total=samples / rep.sample_rate, unit="s", disable=not progress,
+                  bar_format="{desc}: {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]") as bar:
+            for block in converted:
+                bar.update(min(len(block) / rep.sample_rate, bar.total - bar.n))  # the header may round the length
                 yield block
 
     device = next(generator.parameters()).device
     converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
-    gain = write_audio_blocks(output, converted, rep.sample_rate, {**(provenance or {}), "input": str(song)},
-                              size=audio_bytes(audio_samples(song, rep.sample_rate)))
+    gain = write_audio_blocks(output, counted(converted), rep.sample_rate, {**(provenance or {}), "input": str(song)},
+                              size=audio_bytes(samples))
     return read / rep.sample_rate, gain
 
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from data import song_of_chunk
 from outputs import write_csv
+from plots import save_curves
 from spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
 
 N_MELS = 64
@@ -192,7 +193,8 @@ class TransferRateLog:
     The classifier is trained once, here, on the training chunks, unless one is given. Each call runs the generator
     on each pop_val chunk on its own (no cross-fading, no Griffin-Lim: features of the generated magnitude, so
     figures differ a little from evaluate.py's) and rewrites `path` (CSV: epoch, transfer_rate, jazz_probability,
-    chroma_similarity, pop_baseline), keeping the rows of earlier epochs so a resumed run continues its log.
+    chroma_similarity, pop_baseline), keeping the rows of earlier epochs so a resumed run continues its log, and
+    its curves beside it (`path` with .png).
     """
 
     FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline")
@@ -221,6 +223,8 @@ class TransferRateLog:
             with open(self.path, newline="") as file:
                 rows = [old for old in csv.DictReader(file) if int(old["epoch"]) < epoch]
         write_csv(self.path, [*rows, row], list(self.FIELDS))
+        save_curves([*rows, row], self.FIELDS[1:], self.path.with_suffix(".png"),
+                    "held-out pop chunks after conversion", "share / probability / similarity")
         tqdm.write(f"epoch {epoch}: {figures['jazz_rate']:.0%} of held-out pop chunks classified jazz after "
                    f"conversion (pop baseline {self.baseline:.0%}, mean P(jazz) {figures['jazz_probability']:.2f}), "
                    f"chroma similarity {similarity:.3f}")

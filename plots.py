@@ -59,11 +59,18 @@ def write_loss_log(history: list[dict], folder: Path, losses: tuple[str, ...], t
     """`folder`/losses.csv (one row per epoch, every key of the rows) and losses.png (the `losses` per epoch),
     each written atomically."""
     write_csv(folder / "losses.csv", history, list(history[0]))
+    save_curves(history, losses, folder / "losses.png", title, "mean loss", "log")
+
+
+def save_curves(rows: list[dict], keys: tuple[str, ...], path: Path, title: str, ylabel: str,
+                yscale: str = "linear") -> None:
+    """A PNG of the `keys` of `rows` (dicts with an "epoch", values as numbers or numeric strings) against the
+    epoch, one line with markers each, written atomically."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
-    epochs = [row["epoch"] for row in history]
-    for name in losses:
-        axis.plot(epochs, [row[name] for row in history], marker="o", label=name)
-    axis.set(xlabel="epoch", ylabel="mean loss", yscale="log", title=title)
+    epochs = [int(row["epoch"]) for row in rows]
+    for name in keys:
+        axis.plot(epochs, [float(row[name]) for row in rows], marker="o", label=name)
+    axis.set(xlabel="epoch", ylabel=ylabel, yscale=yscale, title=title)
     axis.legend()
     figure.tight_layout()
-    save_figure(figure, folder / "losses.png")
+    save_figure(figure, path)

@@ -11,8 +11,8 @@ CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or
 `torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/NAME/latest.pt
 (written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
-spectrogram before and after), and samples/NAME/losses.csv / losses.png. A run never starts over another one: that
-takes --resume, another --name, or --overwrite.
+spectrogram before and after), samples/NAME/losses.csv / losses.png, and samples/NAME/index.html, the run's page
+that shows them all. A run never starts over another one: that takes --resume, another --name, or --overwrite.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_
 from outputs import check_writable
 from plots import write_loss_log
 from spectrogram import AudioError, Representation
-from train_outputs import sample_bytes, write_sample
+from train_outputs import run_details, sample_bytes, write_run_page, write_sample
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
@@ -233,7 +233,8 @@ def transfer_rate_log(args: argparse.Namespace, folder_a: ChunkFolder, folder_b:
 def write_epoch_outputs(generator_ab: nn.Module, val: ChunkFolder | None, rep: Representation,
                         args: argparse.Namespace, epoch: int, history: list[dict],
                         transfer_log: TransferRateLog | None) -> None:
-    """After an epoch: the converted held-out sample, the transfer rate (every --eval-every epochs) and the losses."""
+    """After an epoch: the converted held-out sample, the transfer rate (every --eval-every epochs), the losses and
+    the run's page, samples/NAME/index.html."""
     provenance = {"tool": "train.py", "direction": "pop2jazz", "checkpoint": str(args.checkpoint_dir / LATEST),
                   "epoch": epoch}
     try:
@@ -243,6 +244,7 @@ def write_epoch_outputs(generator_ab: nn.Module, val: ChunkFolder | None, rep: R
     if transfer_log is not None and epoch % args.eval_every == 0:
         transfer_log(generator_ab, epoch)
     write_loss_log(history, args.samples_dir, LOSSES, "CycleGAN losses")
+    write_run_page(args.samples_dir, f"pop2jazz run {args.name}", run_details(args, epoch), history)
 
 
 def format_duration(seconds: float) -> str:

@@ -3,6 +3,7 @@ tiny checkpoint."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,19 @@ def tiny_run(dataset, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def eval_run(dataset, tmp_path_factory) -> dict[str, Path]:
+    """A 4-epoch, 1-step-per-epoch run of a width-4, 1-block CycleGAN on `dataset` with --eval-every 2: its folders;
+    its samples folder holds the run's page (index.html) with both curves."""
+    root = tmp_path_factory.mktemp("eval_run")
+    folders = {"data": dataset, "checkpoints": root / "checkpoints", "samples": root / "samples"}
+    code = train.main(["--data", str(dataset), "--checkpoint-dir", str(folders["checkpoints"]), "--samples-dir",
+                       str(folders["samples"]), "--name", "tiny <&> run", "--epochs", "4", "--steps-per-epoch", "1",
+                       "--eval-every", "2", "--width", "4", "--n-blocks", "1", "--griffin-lim-iters", "4"])
+    assert code == 0
+    return folders
+
+
+@pytest.fixture(scope="session")
 def small_chunks(tmp_path_factory) -> Path:
     """8 chunks of 128 frames (1.49 s) of noise per domain, no validation songs."""
     root = tmp_path_factory.mktemp("small")
@@ -73,6 +87,19 @@ def small_chunks(tmp_path_factory) -> Path:
                                      str(root / "data"), "--chunk-seconds", "1.5", "--val-fraction", "0"]) == 0
     assert len(list((root / "data" / "pop_train").glob("*.npy"))) == 8
     return root / "data"
+
+
+TINY_RUN_FIXTURE = ROOT / "tests" / "fixtures" / "cyclegan_format1.pt"  # a tiny CycleGAN, 128-frame chunks
+CORRUPT_WAV = b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200))  # a WAV header whose fmt chunk is garbage
+
+
+def add_tiny_run(root: Path) -> Path:
+    """Make `root`/checkpoints/tiny/latest.pt, a run as app.py lists it, from the tiny fixture checkpoint; returns
+    its path relative to `root`."""
+    checkpoint = Path("checkpoints") / "tiny" / "latest.pt"
+    (root / checkpoint).parent.mkdir(parents=True)
+    shutil.copy(TINY_RUN_FIXTURE, root / checkpoint)
+    return checkpoint
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:

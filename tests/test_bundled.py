@@ -20,8 +20,8 @@ from conftest import ROOT
 from data import EXAMPLE_SONG, ChunkFolder
 from outputs import provenance_of
 
-LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "data", "checkpoints", "samples", "__pycache__", ".pytest_cache",
-                                  "*.pyc")
+LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "data", "checkpoints", "samples", "test-artefacts", "__pycache__",
+                                  ".pytest_cache", "*.pyc")
 
 
 def test_a_fresh_copy_converts_the_bundled_example_with_no_arguments(tmp_path):

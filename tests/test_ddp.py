@@ -39,5 +39,5 @@ def test_two_ranks_train_on_their_shards_and_end_with_identical_weights(dataset,
     # rank 0 alone wrote the checkpoint, the sample and the loss log, and printed
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["generators.pt", "latest.pt"]
     assert sorted(path.name for path in (tmp_path / "samples").iterdir()) == [
-        "epoch_001.png", "epoch_001.wav", "losses.csv", "losses.png"]
+        "epoch_001.png", "epoch_001.wav", "index.html", "losses.csv", "losses.png"]
     assert run.stdout.count("done:") == 1 and "x 2 processes" in run.stdout

@@ -22,6 +22,7 @@ import soundfile as sf
 import torch
 
 import audio_preprocessing
+import conversion_jobs
 import convert
 import evaluate
 import outputs
@@ -275,7 +276,7 @@ def test_a_read_only_output_place_is_refused_before_any_work(tool, tmp_path, tin
     mounted.mkdir()
     read_only(monkeypatch, mounted)
     work = []
-    for module, name in ((train, "cyclegan_step"), (simple_gan, "gan_step"), (convert, "convert_file"),
+    for module, name in ((train, "cyclegan_step"), (simple_gan, "gan_step"), (conversion_jobs, "convert_file"),
                          (evaluate, "train_genre_classifier"), (audio_preprocessing, "chunk_songs")):
         monkeypatch.setattr(module, name, lambda *args, **kwargs: work.append(name))
     song = write_wav(tmp_path / "song.wav", noise(7.0), 22050)

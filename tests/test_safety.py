@@ -13,6 +13,7 @@ import torch
 
 import audio_preprocessing
 import benchmark
+import conversion_jobs
 import convert
 import simple_gan
 import train
@@ -54,7 +55,7 @@ def test_a_second_run_is_refused_names_sit_side_by_side_and_overwrite_clears(sma
     latest = tmp_path / "checkpoints" / "pop2jazz" / "latest.pt"
     saved = latest.read_bytes()
     assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "epoch_002.png",
-                                                         "epoch_002.wav", "losses.csv", "losses.png"]
+                                                         "epoch_002.wav", "index.html", "losses.csv", "losses.png"]
     capsys.readouterr()
 
     assert train.main([*run, "--epochs", "2"]) == 1
@@ -70,8 +71,8 @@ def test_a_second_run_is_refused_names_sit_side_by_side_and_overwrite_clears(sma
     (tmp_path / "samples" / "pop2jazz" / "my notes.txt").write_text("mine")
     assert train.main([*run, "--epochs", "1", "--overwrite"]) == 0
     assert load_checkpoint(latest)["epoch"] == 1
-    assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "losses.csv",
-                                                         "losses.png", "my notes.txt"]  # epoch 2 of the old run gone
+    assert listing(tmp_path / "samples" / "pop2jazz") == ["epoch_001.png", "epoch_001.wav", "index.html",
+                                                         "losses.csv", "losses.png", "my notes.txt"]  # epoch 2 gone
     with pytest.raises(SystemExit):  # argparse refuses the pair
         train.main([*run, "--resume", "--overwrite"])
 
@@ -179,7 +180,7 @@ def test_the_output_format_follows_the_extension(tiny_run, tmp_path, monkeypatch
     def no_work(*args, **kwargs):
         raise AssertionError("converted although the output cannot be written")
 
-    monkeypatch.setattr(convert, "convert_file", no_work)
+    monkeypatch.setattr(conversion_jobs, "convert_file", no_work)
     for name in ("out.xyz", "out.w64"):  # w64 holds no metadata, so no provenance
         assert convert.main([str(song), "-o", str(tmp_path / name), *checkpoint]) == 1
         error = capsys.readouterr().err

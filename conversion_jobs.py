@@ -1,0 +1,212 @@
+"""What a conversion does, for convert.py and the browser page (app.py) alike: the songs to convert into which
+outputs, everything that can fail checked before any work (plan), one song converted (run_job) and its
+before/after picture (plot_conversion)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
+from conversion import convert_file
+from data import scan_folder
+from outputs import audio_bytes, audio_format, check_writable, provenance_of
+from plots import save_spectrograms
+from spectrogram import Representation, audio_samples, audio_to_image, load_audio
+
+PLOT_SECONDS = 30  # of a song and its conversion, in the --plot picture
+
+
+@dataclasses.dataclass
+class Model:
+    """The generator of one direction of a CycleGAN checkpoint, ready to convert."""
+
+    generator: torch.nn.Module  # in eval mode
+    rep: Representation  # what it was trained on: conversion undoes exactly that
+    checkpoint: Path
+    description: str  # checkpoint.describe's: which model it is, for the user
+
+
+def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu") -> Model:
+    """The `direction` generator of the train.py checkpoint (or generators.pt export) at `checkpoint`.
+
+    Raises FileNotFoundError / CheckpointError (a ValueError) as checkpoint.load_checkpoint and generator_from do.
+    """
+    state = load_checkpoint(checkpoint, device, "cyclegan")
+    rep = Representation.from_dict(state["representation"])
+    generator = generator_from(state, direction, device, checkpoint)
+    return Model(generator, rep, Path(checkpoint), describe(checkpoint, state))
+
+
+@dataclasses.dataclass
+class Job:
+    """One song to convert into `output`; `found` when it came from a folder rather than by name."""
+
+    song: Path
+    output: Path
+    found: bool = False
+
+
+def output_path_for(song: Path, direction: str, extension: str = "wav", folder: Path | None = None) -> Path:
+    """song.mp3 -> song_jazz.wav (pop2jazz) or song_pop.wav (jazz2pop), in `folder` (default: beside the song)."""
+    return (song.parent if folder is None else folder) / f"{song.stem}_{DIRECTIONS[direction][1]}.{extension}"
+
+
+def check_output(song: Path, output: Path, overwrite: bool) -> None:
+    """Raise FileExistsError when writing `output` would replace `song` (also through a link) or, unless
+    `overwrite`, any existing file."""
+    same = output.resolve() == song.resolve() or (output.exists() and song.exists() and os.path.samefile(output, song))
+    if same:
+        raise FileExistsError(f"{output} is the input song: refusing to write over it; pass another -o")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists: pass --overwrite to replace it, or -o to write elsewhere")
+
+
+def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
+    """The songs the command line names, folders searched recursively in name order, each with its output:
+    (jobs, notes for the user). A folder's sub-folders are mirrored below --output-dir."""
+    jobs, notes = [], []
+    for given in args.songs:
+        if not given.is_dir():
+            folder = args.output_dir or given.parent
+            jobs.append(Job(given, args.output or output_path_for(given, args.direction, args.format, folder)))
+            continue
+        scan = scan_folder(given)
+        notes += scan.notes(given)
+        for song in scan.audio:
+            folder = song.parent if args.output_dir is None else args.output_dir / song.parent.relative_to(given)
+            jobs.append(Job(song, output_path_for(song, args.direction, args.format, folder), found=True))
+    return jobs, notes
+
+
+def clashes(jobs: list[Job]) -> list[list[Job]]:
+    """The groups of jobs that would write one output file."""
+    by_output: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_output.setdefault(os.path.normcase(os.path.abspath(job.output)), []).append(job)
+    return [group for group in by_output.values() if len(group) > 1]
+
+
+def separate_clashes(jobs: list[Job], direction: str) -> None:
+    """Give songs that would write the same output (song.mp3 and song.ogg -> song_jazz.wav) outputs named after
+    their whole file name instead (song.mp3_jazz.wav, song.ogg_jazz.wav). Raises ValueError, before any work,
+    when outputs still clash (the same name in two folders converted into one --output-dir)."""
+    for group in clashes(jobs):
+        for job in group:
+            job.output = job.output.with_name(f"{job.song.name}_{DIRECTIONS[direction][1]}{job.output.suffix}")
+    for group in clashes(jobs):
+        raise ValueError(f"{', '.join(str(job.song) for job in group)} would all be written to {group[0].output}: "
+                         f"convert them into separate --output-dir folders, or one at a time with -o")
+
+
+@dataclasses.dataclass
+class Converted:
+    """What converting one song took and gave (see run_job)."""
+
+    seconds: float  # of audio converted
+    gain: float  # applied to keep it below full scale: 1.0 when none
+    elapsed: float  # wall-clock seconds the conversion took
+    warnings: list[str]  # e.g. a truncated input, used as far as it could be read
+
+    def summary(self, job: Job, rep: Representation) -> str:
+        """One line: 'song -> output: 29.6 s at 22050 Hz in 4.1 s (7.2x real time)', with the gain when scaled."""
+        note = f", scaled by {self.gain:.2f} ({20 * np.log10(self.gain):.1f} dB) to avoid clipping" \
+            if self.gain < 1.0 else ""
+        return (f"{job.song} -> {job.output}: {self.seconds:.1f} s at {rep.sample_rate} Hz in {self.elapsed:.1f} s "
+                f"({self.seconds / self.elapsed:.1f}x real time){note}")
+
+
+def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: argparse.Namespace, provenance: dict
+            ) -> Converted:
+    """Convert `job.song` into `job.output` with conversion.convert_file (streaming, atomic, stamped with
+    `provenance`), with a progress bar over the song's seconds (tqdm, on stderr).
+
+    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size and bf16. Our warnings (a
+    truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the output is there
+    (check_output), AudioError when the song cannot be read, OutputError when the output cannot be written; no
+    output is left.
+    """
+    start = time.perf_counter()
+    check_output(job.song, job.output, args.overwrite)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seconds, gain = convert_file(generator, job.song, job.output, rep, args.griffin_lim_iters, args.overlap,
+                                     args.batch_size, progress=True, bf16=args.bf16, provenance=provenance)
+    ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
+    for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
+        if other not in ours:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours])
+
+
+def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[str]]:
+    """The conversions to run and, per song that cannot be converted, an error line: (jobs, errors). Notes (what
+    is skipped and why) are printed. Checks everything that can fail before any work: songs the tools wrote
+    themselves (refused, or skipped in folders, unless --allow-converted), outputs that clash, exist or replace
+    an input, extensions libsndfile cannot write at `sample_rate`, and folders that cannot take the outputs.
+    args: convert.py's options songs, output, output_dir, format, direction, allow_converted, overwrite, plot.
+
+    Raises ValueError / OutputFormatError / OutputError / FileNotFoundError for what stops every conversion.
+    """
+    jobs, notes = collect_jobs(args)
+    errors, songs, ours, done, kept = [], [], [], [], []
+    for job in jobs:
+        made_by = None if args.allow_converted else provenance_of(job.song)
+        if not job.song.is_file():
+            errors.append(f"{job.song}: no such file or folder")
+        elif made_by is not None and job.found:
+            ours.append(job.song)
+        elif made_by is not None:
+            errors.append(f"{job.song} was written by pop2jazz ({made_by.get('tool')}, from {made_by.get('input')}): "
+                          f"converting the tool's own output again makes a copy of a copy; pass --allow-converted "
+                          f"to do it anyway")
+        else:
+            songs.append(job)
+    separate_clashes(songs, args.direction)
+    inputs = {os.path.abspath(job.song) for job in songs}
+    for job in songs:
+        if os.path.abspath(job.output) in inputs:
+            errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; pass -o")
+        elif job.found and job.output.exists() and not args.overwrite and provenance_of(job.output) is not None:
+            done.append(job.song)
+        else:
+            kept.append(job)
+    if ours:
+        notes.append(f"note: {len(ours)} file(s) written by pop2jazz itself skipped (--allow-converted converts them "
+                     f"too): {', '.join(map(str, ours))}")
+    if done:
+        notes.append(f"note: {len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
+    if args.plot:  # the picture beside an output is as safe from overwriting as the output itself
+        taken = [job for job in kept if job.output.with_suffix(".png").exists() and not args.overwrite]
+        errors += [f"{job.output.with_suffix('.png')} exists: pass --overwrite to replace it, or leave out --plot"
+                   for job in taken]
+        kept = [job for job in kept if job not in taken]
+    for job in kept:
+        audio_format(job.output, sample_rate)
+    needs: dict[Path, int] = {}
+    for job in kept:
+        needs[job.output.parent] = needs.get(job.output.parent, 0) + audio_bytes(audio_samples(job.song, sample_rate))
+    for folder, size in needs.items():
+        check_writable(folder, size, "pass -o or --output-dir with a writable place")
+    for note in notes:
+        print(note, file=sys.stderr)
+    return kept, errors
+
+
+def plot_conversion(job: Job, rep: Representation, direction: str) -> Path:
+    """<output>.png: the spectrograms of the song and of its conversion, their first PLOT_SECONDS, one above the
+    other, written atomically; returns its path."""
+    samples = PLOT_SECONDS * rep.sample_rate
+    before, after = (load_audio(path, rep.sample_rate)[:samples] for path in (job.song, job.output))
+    picture = job.output.with_suffix(".png")
+    save_spectrograms({f"{job.song.name} (input)": audio_to_image(before, rep),
+                       f"{job.output.name} ({direction}, as written)": audio_to_image(after, rep)}, rep, picture)
+    return picture
