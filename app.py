@@ -29,9 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from checkpoint import BUNDLED_MODEL, CHECKPOINTS, DEFAULT_RUN, DIRECTIONS, LATEST, find_checkpoint, list_runs
+from checkpoint import BUNDLED_MODEL, DIRECTIONS
 from conversion_jobs import load_model, output_path_for, plan, plot_conversion, run_job
 from data import EXAMPLE_SONG
+from runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
 from runtime import TERMINATION_SIGNALS, pick_device, run_command
 
 UPLOADS = "uploads"  # below the app's temporary folder: where Gradio keeps uploads and the files it serves

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import DIRECTIONS, SAMPLES, add_checkpoint_options, find_checkpoint
+from checkpoint import DIRECTIONS
 from conversion_jobs import load_model, plan, plot_conversion, run_job
 from data import EXAMPLE_SONG
 from outputs import provenance_of, writable_extensions
+from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import keep_freed_memory, pick_device, run_command
 from spectrogram import AudioError
 

@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import SAMPLES, add_checkpoint_options, find_checkpoint, generator_from, load_checkpoint
+from checkpoint import generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
 from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
                      inversion_quality, level_db, level_matched, train_genre_classifier, transfer_figures)
 from outputs import audio_bytes, check_writable, write_audio
+from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import pick_device, run_command
 from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image,
                          split_chunks)

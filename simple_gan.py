@@ -35,13 +35,13 @@ from torch import nn
 from tqdm import tqdm
 
 import runtime
-from checkpoint import (CHECKPOINTS, LATEST, SAMPLES, CheckpointError, add_run_options, check_new_run, clear_run,
-                        estimate_checkpoint_bytes, explicit_options, restore_parts, resume, save_checkpoint,
-                        training_state)
+from checkpoint import CheckpointError, save_checkpoint
 from data import ChunkFolder, DataError
 from model_cyclegan import init_weights
 from outputs import audio_bytes, check_writable, write_audio
 from plots import plt, save_figure, write_loss_log
+from runs import (CHECKPOINTS, LATEST, SAMPLES, add_run_options, check_new_run, clear_run, estimate_checkpoint_bytes,
+                  explicit_options, restore_parts, resume, training_state)
 from spectrogram import Representation, griffin_lim, image_to_magnitude
 
 LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
@@ -195,6 +195,40 @@ def gan_step(generator: MlpGenerator, discriminator: MlpDiscriminator, optimizer
                                          torch.sigmoid(logits_fake).mean()]).tolist()))
 
 
+def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
+    """Before the first step: the run's folders must be writable with room for a checkpoint and a round of
+    samples (raises outputs.OutputError saying which flag to change); then an --overwrite run's old files go."""
+    check_writable(args.checkpoint.parent, estimate_checkpoint_bytes(parts), "pass --checkpoint with a writable "
+                   "place (or another --name)")
+    check_writable(args.samples_dir, args.n_wavs * audio_bytes(rep.chunk_samples) + (1 << 20),
+                   "pass --samples-dir with a writable place")
+    clear_run(old_run)
+
+
+def shuffled_batches(count: int, batch_size: int, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Indices 0 .. count - 1 in a random order, cut into batches of `batch_size`; a last batch of one joins the
+    one before it, since BatchNorm cannot normalise a single image."""
+    batches = list(torch.randperm(count, device=device).split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+def train_epoch(epoch: int, generator: MlpGenerator, discriminator: MlpDiscriminator, parts: dict,
+                real_images: torch.Tensor, args: argparse.Namespace, bar: tqdm) -> dict:
+    """One pass over real_images [N, 1, S, S] in shuffled batches of gan_step: its history row (LOSSES' means).
+    Raises runtime.NonFiniteLoss at the first NaN or infinite loss."""
+    sums, steps = dict.fromkeys(LOSSES, 0.0), 0
+    for steps, batch in enumerate(shuffled_batches(len(real_images), args.batch_size, real_images.device), 1):
+        values = gan_step(generator, discriminator, parts, real_images[batch], args.real_label)
+        runtime.check_finite(values, f"epoch {epoch}", args.checkpoint)
+        for name, value in values.items():
+            sums[name] += value
+        bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
+        bar.update()
+    return {"epoch": epoch, **{name: total / max(steps, 1) for name, total in sums.items()}}
+
+
 def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     # settings: the device, and with --resume every setting the run was started with
@@ -227,14 +261,11 @@ def train(args: argparse.Namespace) -> int:
     if start_epoch > args.epochs:
         print(f"{args.checkpoint} has finished all {args.epochs} epochs; pass --epochs N to train further")
         return 0
-    check_writable(args.checkpoint.parent, estimate_checkpoint_bytes(parts), "pass --checkpoint with a writable "
-                   "place (or another --name)")
-    check_writable(args.samples_dir, args.n_wavs * audio_bytes(rep.chunk_samples) + (1 << 20),
-                   "pass --samples-dir with a writable place")
-    clear_run(old_run)
+    prepare_outputs(args, parts, rep, old_run)
     if state is not None:
         print(f"resuming {args.checkpoint} at epoch {start_epoch} of {args.epochs}")
-    steps = math.ceil(len(real_images) / args.batch_size)
+    steps = math.ceil(len(real_images) / args.batch_size) - (len(real_images) % args.batch_size == 1
+                                                              and len(real_images) > args.batch_size)
     print(f"{len(real_images)} chunks of {args.data} as {args.image_size}x{args.image_size} images, {steps} steps "
           f"per epoch, on {device}")
 
@@ -242,15 +273,7 @@ def train(args: argparse.Namespace) -> int:
     bar = tqdm(total=(args.epochs - start_epoch + 1) * steps, unit="step")
     for epoch in range(start_epoch, args.epochs + 1):
         bar.set_description(f"epoch {epoch}/{args.epochs}")
-        sums = dict.fromkeys(LOSSES, 0.0)
-        for batch in torch.randperm(len(real_images), device=device).split(args.batch_size):
-            values = gan_step(generator, discriminator, parts, real_images[batch], args.real_label)
-            runtime.check_finite(values, f"epoch {epoch}", args.checkpoint)
-            for name, value in values.items():
-                sums[name] += value
-            bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
-            bar.update()
-        history.append({"epoch": epoch, **{name: total / steps for name, total in sums.items()}})
+        history.append(train_epoch(epoch, generator, discriminator, parts, real_images, args, bar))
         if epoch % args.sample_every == 0 or epoch == args.epochs:  # an epoch is a few steps: save now and then
             save_checkpoint(args.checkpoint, training_state("simple_gan", epoch, rep, model, history, args, parts,
                                                             fixed_noise=fixed_noise.cpu()))

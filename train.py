@@ -30,15 +30,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import runtime
-from checkpoint import (CHECKPOINTS, DEFAULT_RUN, GENERATORS, GENERATORS_FILE, LATEST, SAMPLES, CheckpointError,
-                        add_run_options, build_discriminator, build_generator, check_new_run, clear_run,
-                        estimate_checkpoint_bytes, explicit_options, export_generators, restore_parts, resume,
-                        save_checkpoint, training_state)
+from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_generator, export_generators,
+                        save_checkpoint)
 from data import ChunkFolder, DataError, UnpairedChunks
 from metrics import TransferRateLog
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
 from outputs import check_writable
 from plots import write_loss_log
+from runs import (CHECKPOINTS, DEFAULT_RUN, GENERATORS_FILE, LATEST, SAMPLES, add_run_options, check_new_run, clear_run,
+                  estimate_checkpoint_bytes, explicit_options, restore_parts, resume, training_state)
 from spectrogram import AudioError, Representation
 from train_outputs import run_details, sample_bytes, write_run_page, write_sample
 
@@ -266,12 +266,53 @@ def slow_run_note(seconds_per_step: float, steps: int, device: torch.device) -> 
             f"try the README's CPU-sized demo (about 15 min on 2 cores): {CPU_RECIPE}. Carrying on.")
 
 
+def new_model_config(args: argparse.Namespace, rep: Representation) -> dict:
+    """The model config a new run saves in its checkpoint, from which checkpoint.build_generator rebuilds it."""
+    return {"generator": args.generator, "width": args.width, "n_blocks": args.n_blocks, "disc_width": args.disc_width,
+            "image_size": [rep.n_bins, rep.chunk_frames], "upsample": args.upsample, "output": args.output,
+            "residual_scale": RESIDUAL_SCALE, "spectral_norm": args.spectral_norm}
+
+
+def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
+    """Before the first step, not after an epoch of work: the folders must be writable with room for a checkpoint
+    and an epoch's samples (raises outputs.OutputError saying which flag to change); then an --overwrite run's
+    old files go."""
+    pools = 2 * args.pool_size * args.batch_size * rep.n_bins * rep.chunk_frames * 4
+    check_writable(args.checkpoint_dir, estimate_checkpoint_bytes(parts, pools),
+                   "pass --checkpoint-dir (or --name) with a writable place")
+    check_writable(args.samples_dir, sample_bytes(rep), "pass --samples-dir with a writable place")
+    clear_run(old_run)
+
+
+def train_epoch(epoch: int, nets: dict, parts: dict, batches, args: argparse.Namespace, device: torch.device,
+                ranks: runtime.Ranks, bar: tqdm) -> dict:
+    """One epoch of cyclegan_step over `batches` ((pop, jazz) pairs from the loader): its history row, the mean of
+    each loss (over all ranks), the learning rate it trained with and its seconds. Raises runtime.NonFiniteLoss
+    at the first NaN or infinite loss. After the first TIMED_STEPS steps of a run, a slow one says so."""
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
+    sums, start, steps = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter(), 0
+    bar.set_description(f"epoch {epoch}/{args.epochs}")
+    for steps, (real_a, real_b) in enumerate(batches, 1):
+        losses = cyclegan_step(nets, parts, real_a.to(device, non_blocking=True), real_b.to(device, non_blocking=True),
+                               args, autocast)
+        values = dict(zip(LOSSES, runtime.mean_across_ranks(losses, ranks).tolist()))
+        runtime.check_finite(values, f"epoch {epoch}, step {steps}", args.checkpoint_dir / LATEST)
+        sums += torch.tensor(list(values.values()))
+        bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
+        bar.update()
+        if bar.n == TIMED_STEPS and ranks.is_main:
+            note = slow_run_note(bar.format_dict["elapsed"] / bar.n, bar.total, device)
+            if note:
+                tqdm.write(note)
+    return {"epoch": epoch, **dict(zip(LOSSES, (sums / max(steps, 1)).tolist())),
+            "lr": parts["optimizer_g"].param_groups[0]["lr"], "seconds": time.perf_counter() - start}
+
+
 def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     # settings: the device, the run's place, and with --resume every setting the run was started with
     checkpoint_path = args.checkpoint_dir / LATEST
-    device = runtime.pick_device(args.device)
-    ranks, device = runtime.setup_distributed(device)
+    ranks, device = runtime.setup_distributed(runtime.pick_device(args.device))
     runtime.keep_freed_memory()
     old_run = check_new_run(checkpoint_path, args.samples_dir, args.resume, args.overwrite)
     state = resume(args, checkpoint_path, device, SESSION_OPTIONS, "cyclegan") if args.resume else None
@@ -286,55 +327,31 @@ def train(args: argparse.Namespace) -> int:
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
     # models, optimisers, schedules, image pools
-    model = state["model"] if state is not None else {
-        "generator": args.generator, "width": args.width, "n_blocks": args.n_blocks, "disc_width": args.disc_width,
-        "image_size": [rep.n_bins, rep.chunk_frames], "upsample": args.upsample, "output": args.output,
-        "residual_scale": RESIDUAL_SCALE, "spectral_norm": args.spectral_norm}
+    model = state["model"] if state is not None else new_model_config(args, rep)
     parts = build_cyclegan(model, args, device)
     start_epoch, history = restore_run(parts, state, args.epochs) if state is not None else (1, [])
     if start_epoch > args.epochs:
         print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
         return 0
-    if ranks.is_main:  # the folders must take the outputs before the first step, not after an epoch of work
-        pools = 2 * args.pool_size * args.batch_size * rep.n_bins * rep.chunk_frames * 4
-        check_writable(args.checkpoint_dir, estimate_checkpoint_bytes(parts, pools),
-                       "pass --checkpoint-dir (or --name) with a writable place")
-        check_writable(args.samples_dir, sample_bytes(rep), "pass --samples-dir with a writable place")
-        clear_run(old_run)
+    if ranks.is_main:
+        prepare_outputs(args, parts, rep, old_run)
     if state is not None:
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
     names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
     nets = dict(zip(names, runtime.training_forms([parts[name] for name in names], device, ranks,
                                                   args.channels_last, args.compile)))
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
     blocks = f" with {model['n_blocks']} blocks" if model["generator"] == "resnet" else ""
     processes = f" x {ranks.world_size} processes" if ranks.world_size > 1 else ""
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
           f"{model['generator']} generators of width {model['width']}{blocks}, on {device}{processes}")
     transfer_log = transfer_rate_log(args, folder_a, folder_b, val, rep) if args.eval_every > 0 else None
 
-    # the loop: an epoch of steps, then (rank 0) the checkpoint, a sample and the logs; one bar for the whole run
+    # the loop: an epoch of steps, then (rank 0) the checkpoint, its export, a sample and the logs
     last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
     bar = tqdm(total=(last_epoch - start_epoch + 1) * steps, unit="step", disable=not ranks.is_main)
-    run_start = time.perf_counter()
     for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
-        sums, start = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter()
-        bar.set_description(f"epoch {epoch}/{args.epochs}")
-        for step, (real_a, real_b) in enumerate(itertools.islice(loader, steps), 1):
-            losses = cyclegan_step(nets, parts, real_a.to(device, non_blocking=True),
-                                   real_b.to(device, non_blocking=True), args, autocast)
-            values = dict(zip(LOSSES, runtime.mean_across_ranks(losses, ranks).tolist()))
-            runtime.check_finite(values, f"epoch {epoch}, step {step}", checkpoint_path)
-            sums += torch.tensor(list(values.values()))
-            bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
-            bar.update()
-            if bar.n == TIMED_STEPS and ranks.is_main:
-                note = slow_run_note((time.perf_counter() - run_start) / bar.n, bar.total, device)
-                if note:
-                    tqdm.write(note)
-        history.append({"epoch": epoch, **dict(zip(LOSSES, (sums / steps).tolist())),
-                        "lr": parts["optimizer_g"].param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        history.append(train_epoch(epoch, nets, parts, itertools.islice(loader, steps), args, device, ranks, bar))
         parts["scheduler_g"].step()
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs

@@ -13,11 +13,11 @@ from urllib.parse import quote
 import torch
 from torch import nn
 
-from checkpoint import LATEST
 from conversion import convert_audio, transform_image
 from data import ChunkFolder
 from outputs import atomic_write_bytes, audio_bytes, write_audio
 from plots import save_spectrograms
+from runs import LATEST
 from spectrogram import Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio
 
 SAMPLE_SECONDS = 30  # of the held-out song

@@ -15,10 +15,11 @@ import torch
 
 import evaluate
 import train
-from checkpoint import BUNDLED_MODEL, GENERATORS_FILE, find_checkpoint, generator_from, load_checkpoint
+from checkpoint import BUNDLED_MODEL, generator_from, load_checkpoint
 from conftest import ROOT
 from data import EXAMPLE_SONG, ChunkFolder
 from outputs import provenance_of
+from runs import GENERATORS_FILE, find_checkpoint
 
 LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "data", "checkpoints", "samples", "test-artefacts", "__pycache__",
                                   ".pytest_cache", "*.pyc")

@@ -17,10 +17,11 @@ import conversion_jobs
 import convert
 import simple_gan
 import train
-from checkpoint import find_checkpoint, load_checkpoint
+from checkpoint import load_checkpoint
 from conftest import write_wav
 from data import CLIPS_VARIABLE, example_clips
 from outputs import provenance_of
+from runs import find_checkpoint
 
 RNG = np.random.default_rng(1)
 TINY = ["--width", "4", "--n-blocks", "1", "--pool-size", "2", "--griffin-lim-iters", "2"]

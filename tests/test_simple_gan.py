@@ -137,3 +137,11 @@ def test_a_short_default_run_learns_the_domains_spectral_shape(dataset, tmp_path
     assert spectrum(after)[:8].mean() > spectrum(after)[-8:].mean() + 0.3  # learned the slope
     spread = lambda images: images.std(dim=0).mean().item()  # noqa: E731  how much samples differ, per pixel
     assert spread(after) > 0.5 * spread(real) and spread(after) > 5 * spread(before)
+
+
+@pytest.mark.parametrize("count, sizes", [(23, [8, 8, 7]), (17, [8, 9]), (8, [8]), (1, [1]), (9, [9])])
+def test_batches_never_leave_one_image_alone(count, sizes):
+    """BatchNorm cannot normalise one image: a last batch of one joins the one before it."""
+    batches = simple_gan.shuffled_batches(count, 8)
+    assert [len(batch) for batch in batches] == sizes
+    assert sorted(torch.cat(batches).tolist()) == list(range(count))
