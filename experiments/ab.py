@@ -46,6 +46,8 @@ VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     "baseline": [],
     "resize": ["--upsample", "resize"],
     "residual": ["--output", "residual"],
+    # a residual generator is the identity by construction, which the identity loss (Zhu et al. 5.2) only enforces
+    "residual_no_identity": ["--output", "residual", "--lambda-identity", "0"],
     "spectral_norm": ["--spectral-norm"],
     "combined": ["--upsample", "resize", "--output", "residual", "--spectral-norm"],
 }
@@ -74,8 +76,20 @@ def prepare_data(clips: Path, folder: Path) -> Path:
     return folder
 
 
-def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings: dict) -> dict:
-    """Train one run (or finish it) and evaluate it on the held-out songs: its row of figures."""
+def time_steps(name: str, data: Path, folder: Path, settings: dict, steps: int) -> float:
+    """Seconds per training step of variant `name`, measured apart from its run: 2 epochs of `steps` steps in
+    `folder`, the second (warm) one timed. Run with nothing else on the machine, it is the figure to compare
+    (the runs' own timings share the machine with whatever else ran meanwhile)."""
+    run(["train.py", "--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"), "--samples-dir",
+         str(folder / "samples"), *settings["model"], *VARIANTS[name], "--epochs", "2", "--steps-per-epoch",
+         str(steps), "--griffin-lim-iters", "1", "--overwrite"], folder / "timing.log")
+    return load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"] / steps
+
+
+def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings: dict,
+                       evaluate_again: bool = False) -> dict:
+    """Train one run (or finish it) and evaluate it on the held-out songs (again with `evaluate_again`): its
+    row of figures."""
     chunks = max(len(list((data / f"{domain}_train").glob("*.npy"))) for domain in ("pop", "jazz"))
     epochs = max(1, math.ceil(settings["steps"] / chunks))
     steps_per_epoch = min(chunks, settings["steps"])
@@ -87,7 +101,7 @@ def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings:
                    "--epochs", str(epochs), "--steps-per-epoch", str(steps_per_epoch), "--griffin-lim-iters", "8"]
         run([*command, *(["--resume"] if checkpoint.is_file() else [])], folder / "train.log")
     report = folder / "eval"
-    if not (report / "figures.json").is_file() or not trained:
+    if not (report / "figures.json").is_file() or not trained or evaluate_again:
         run(["evaluate.py", "--checkpoint", str(checkpoint), "--data", str(data), "-o", str(report),
              "--griffin-lim-iters", str(settings["griffin_lim_iters"])], folder / "evaluate.log")
     figures = json.loads((report / "figures.json").read_text())
@@ -145,15 +159,18 @@ def markdown(rows: list[dict], settings: dict, machine: dict) -> str:
              f"{first['jazz_ceiling']['jazz_rate']:.0%} ({first['jazz_ceiling']['jazz_probability']:.2f}); chroma "
              f"floor (unrelated pop/jazz) {first['chroma_floor']:.3f}. Machine: {machine['cpus']} CPUs, "
              f"{machine['threads']} torch thread(s) per run, load average {machine['load_before']:.1f} before and "
-             f"{machine['load_after']:.1f} after.", "",
+             f"{machine['load_after']:.1f} after. s/step: "
+             + ("each variant timed apart (--timing-steps)" if "timed_seconds_per_step" in first else
+                "the run's own mean, on a machine that may have been busy with other work") + ".", "",
              "| run | flags | transfer rate | P(jazz) | level change (dB) / its control | chroma | consistency (dB) | "
              "checkerboard (dB) | s/step |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
+        seconds = row.get("timed_seconds_per_step", row["seconds_per_step"])
         lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['transfer_rate']:.0%} | "
                      f"{row['jazz_probability']:.2f} | {row['level_change_db']:+.1f} / {row['level_control']:.0%} | "
                      f"{row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | {row['checkerboard_db']:+.1f} | "
-                     f"{row['seconds_per_step']:.2f} |")
+                     f"{seconds:.2f} |")
     lines += ["", "Verdicts (means over seeds, the rule of experiments/ab.py `verdicts`): "
               + ", ".join(f"{name}: {verdict}" for name, verdict in verdicts(rows).items()), ""]
     return "\n".join(lines)
@@ -189,6 +206,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("samples/ab"), help="default: samples/ab")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1, so that other "
                         "work on a 2-core machine takes the other core without slowing the runs)")
+    parser.add_argument("--evaluate-again", action="store_true", help="evaluate finished runs again (after a "
+                        "change to evaluate.py), so that every row is measured by the same code")
+    parser.add_argument("--timing-steps", type=int, default=0, help="also time each variant apart: 2 epochs of N "
+                        "steps, on a machine doing nothing else (default: 0 = off)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 steps: a smoke test of this script")
     args = parser.parse_args(argv)
     args.runs = [(name, int(seed)) for name, seed in (item.split(":") for item in args.runs.split(","))]
@@ -219,10 +240,16 @@ def experiment(args: argparse.Namespace) -> int:
     rows = []
     for name, seed in args.runs:
         start = time.perf_counter()
-        rows.append(train_and_evaluate(name, seed, data, args.output / "runs" / f"{name}_seed{seed}", settings))
+        rows.append(train_and_evaluate(name, seed, data, args.output / "runs" / f"{name}_seed{seed}", settings,
+                                       args.evaluate_again))
         print(f"{name}:{seed}: transfer {rows[-1]['transfer_rate']:.0%}, chroma {rows[-1]['chroma_similarity']:.3f}, "
               f"consistency {rows[-1]['consistency_db']:.1f} dB, checkerboard {rows[-1]['checkerboard_db']:+.1f} dB "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
+    if args.timing_steps > 0:
+        timings = {name: time_steps(name, data, args.output / "timing" / name, settings, args.timing_steps)
+                   for name in dict.fromkeys(name for name, _ in args.runs)}
+        for row in rows:
+            row["timed_seconds_per_step"] = timings[row["variant"]]
     machine["load_after"] = os.getloadavg()[0]
     picture(rows, data, args.output, settings["griffin_lim_iters"])
     atomic_write_bytes(args.output / "ab.json", json.dumps({"settings": settings, "machine": machine, "runs": rows},
