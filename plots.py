@@ -42,7 +42,7 @@ def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Represe
         axis.label_outer()
     for axis in axes.flat[len(panels):]:
         axis.set_axis_off()
-    figure.colorbar(shown, ax=axes, label="dB")
+    figure.colorbar(shown, ax=axes, label="dB", shrink=min(1.0, 3.0 / rows), aspect=20 * min(1.0, 3.0 / rows))
     save_figure(figure, path, dpi)
 
 

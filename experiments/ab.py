@@ -80,10 +80,14 @@ def time_steps(name: str, data: Path, folder: Path, settings: dict, steps: int) 
     """Seconds per training step of variant `name`, measured apart from its run: 2 epochs of `steps` steps in
     `folder`, the second (warm) one timed. Run with nothing else on the machine, it is the figure to compare
     (the runs' own timings share the machine with whatever else ran meanwhile)."""
-    run(["train.py", "--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"), "--samples-dir",
-         str(folder / "samples"), *settings["model"], *VARIANTS[name], "--epochs", "2", "--steps-per-epoch",
-         str(steps), "--griffin-lim-iters", "1", "--overwrite"], folder / "timing.log")
-    return load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"] / steps
+    checkpoint = folder / "checkpoints" / "latest.pt"
+    timed = load_checkpoint(checkpoint)["history"] if checkpoint.is_file() else []
+    if len(timed) != 2:  # not timed yet; a finished timing is kept
+        run(["train.py", "--data", str(data), "--checkpoint-dir", str(folder / "checkpoints"), "--samples-dir",
+             str(folder / "samples"), *settings["model"], *VARIANTS[name], "--epochs", "2", "--steps-per-epoch",
+             str(steps), "--griffin-lim-iters", "1", "--overwrite"], folder / "timing.log")
+        timed = load_checkpoint(checkpoint)["history"]
+    return timed[-1]["seconds"] / steps
 
 
 def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings: dict,
