@@ -67,11 +67,13 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def default_model() -> str | None:
-    """The checkpoint convert.py uses without --name or --checkpoint (find_checkpoint), or None when there is none."""
+    """The checkpoint convert.py uses without --name or --checkpoint (find_checkpoint); when there is none, the
+    first of model_choices (a named run); None when there is no model at all."""
     try:
         return str(find_checkpoint(DEFAULT_RUN))
     except FileNotFoundError:
-        return None
+        choices = model_choices()
+        return choices[0][1] if choices else None
 
 
 def shown(text: str, paths: list[Path]) -> str:

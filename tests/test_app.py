@@ -90,3 +90,15 @@ def test_help_explains_and_a_missing_gradio_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: None)
     assert app.main(["--port", "7999"]) == 1
     assert "uv run --extra web app.py" in capsys.readouterr().err
+
+
+def test_the_page_starts_on_the_bundled_model_else_on_a_run(place, monkeypatch):
+    import runs
+    bundled = app.BUNDLED_MODEL
+    if bundled.is_file():
+        assert app.default_model() == str(bundled)
+    for module in (app, runs):  # a checkout without the bundled model: the page must still pick a model that exists
+        monkeypatch.setattr(module, "BUNDLED_MODEL", place["root"] / "pretrained" / "pop2jazz.pt")
+    assert app.default_model() == str(place["checkpoint"]) == app.model_choices()[0][1]
+    (place["checkpoint"]).unlink()
+    assert app.default_model() is None and app.model_choices() == []

@@ -41,7 +41,10 @@ def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
     assert convert["windows"] == 16  # 5932 frames: 15 windows every 384 frames, and one ending at the last
     assert convert["real_time_factor"] > 0 and 0 < convert["fraction_of_bound"]
     assert memory["short_audio_seconds"] == 20.0
-    assert memory["peak_rss_mb_short"] > memory["rss_after_imports_mb"] > 10
+    # peaks (ru_maxrss) per process: importing torch alone passes 100 MB, and a short song's peak can be that of its
+    # imports, so the two songs are compared by ratio, not one process's peak against the other's imports
+    assert memory["peak_rss_mb_long"] >= memory["rss_after_imports_mb"] > 100
+    assert memory["peak_rss_mb_short"] > 100 and 1 / 1.5 < memory["peak_rss_ratio"] < 1.5  # streamed: no growth
     # the source phase starts Griffin-Lim close to the answer; librosa's random phase does not
     assert inversion["source_phase_griffin_lim"]["spectral_convergence_db"] < inversion["librosa_griffinlim"][
         "spectral_convergence_db"] - 15
