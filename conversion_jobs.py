@@ -174,7 +174,8 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
     inputs = {os.path.abspath(job.song) for job in songs}
     for job in songs:
         if os.path.abspath(job.output) in inputs:
-            errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; pass -o")
+            errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; "
+                          "pass -o with another file name")
         elif job.found and job.output.exists() and not args.overwrite and provenance_of(job.output) is not None:
             done.append(job.song)
         else:

@@ -182,7 +182,9 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%}; classified jazz: "
           f"pop {transfer['pop_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
           f"real jazz {transfer['jazz_ceiling']['jazz_rate']:.0%}; chroma similarity "
-          f"{figures['content']['chroma_similarity']:.3f} (floor {figures['content']['chroma_similarity_floor']:.3f})"
+          f"{figures['content']['chroma_similarity']:.3f} generated, "
+          f"{figures['content']['chroma_similarity_audio']:.3f} written audio "
+          f"(floor {figures['content']['chroma_similarity_floor']:.3f})"
           f"\nreport: {args.output / 'report.md'}")
     return 0
 
