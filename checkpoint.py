@@ -167,16 +167,6 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
     return generator.to(device).eval()
 
 
-def load_generator(path: Path, direction: str = "pop2jazz", device: torch.device | str = "cpu"
-                   ) -> tuple[nn.Module, Representation]:
-    """(generator in eval mode on `device`, Representation) from a train.py checkpoint.
-
-    Raises FileNotFoundError / CheckpointError as `load_checkpoint` (of kind "cyclegan") and `generator_from` do.
-    """
-    state = load_checkpoint(path, device, "cyclegan")
-    return generator_from(state, direction, device, path), Representation.from_dict(state["representation"])
-
-
 def describe(path: Path, state: dict) -> str:
     """How a command names the checkpoint it uses: "the bundled model pretrained/pop2jazz.pt (...)" or "PATH
     (...)", with the network and the epoch it was saved at."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import evaluate
-from checkpoint import load_generator
+from conversion_jobs import load_model
 from conversion import convert_magnitude
 from spectrogram import Representation, load_audio
 from data import ChunkFolder, listed_songs, song_chunks
@@ -124,8 +124,9 @@ def test_source_phase_griffin_lim_beats_plain_griffin_lim(tiny_run, held_out):
     assert decibels["source_phase_griffin_lim"] < decibels["librosa_griffinlim"] - 10.0
     assert decibels["source_phase_griffin_lim"] <= decibels["source_phase"]
 
-    generator, rep = load_generator(tiny_run["checkpoints"] / "latest.pt")
-    magnitude, spectrum = convert_magnitude(generator, chunk, rep)
+    model = load_model(tiny_run["checkpoints"] / "latest.pt", "pop2jazz")
+    rep = model.rep
+    magnitude, spectrum = convert_magnitude(model.generator, chunk, rep)
     quality = evaluate.inversion_quality(magnitude, evaluate.invert(magnitude, spectrum.angle(), len(chunk), rep),
                                          rep)
     decibels = {name: value["spectral_convergence_db"] for name, value in quality.items()}

@@ -13,9 +13,9 @@ from torch import nn
 import convert
 import model_cyclegan
 import train
-from checkpoint import build_generator, load_checkpoint, load_generator
+from checkpoint import build_generator, generator_from, load_checkpoint
 from model_pix2pix import UnetGenerator, pix2pix_discriminator, unet_levels
-from spectrogram import load_audio
+from spectrogram import Representation, load_audio
 
 
 @pytest.mark.parametrize("size, levels", [((512, 512), 9), ((256, 256), 8), ((64, 64), 6), ((512, 256), 8),
@@ -129,7 +129,7 @@ def test_cyclegan_with_unet_trains_resumes_and_converts(dataset, gtzan_mini, tmp
     assert all(math.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
     assert (tmp_path / "s" / "epoch_002.png").stat().st_size > 0
 
-    generator, rep = load_generator(tmp_path / "ck" / "latest.pt")
+    generator, rep = generator_from(state), Representation.from_dict(state["representation"])
     assert isinstance(generator, UnetGenerator) and not generator.training
     song = sorted((gtzan_mini / "pop").glob("*.wav"))[0]
     output = tmp_path / "song_jazz.wav"

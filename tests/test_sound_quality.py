@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import train
-from checkpoint import build_discriminator, build_generator, load_checkpoint, load_generator
+from checkpoint import build_discriminator, build_generator, generator_from, load_checkpoint
 from conftest import ROOT
 from metrics import checkerboard_power
 from model_cyclegan import OUTPUTS, UPSAMPLING, PatchDiscriminator, ResnetGenerator, init_weights
@@ -102,7 +102,7 @@ def test_training_with_every_lever_saves_them_and_conversion_follows(small_chunk
     assert (state["model"]["upsample"], state["model"]["output"], state["model"]["spectral_norm"]) == \
         ("resize", "residual", True)
     assert math.isfinite(state["history"][0]["loss_d_b"])
-    generator, _ = load_generator(tmp_path / "c" / "latest.pt")
+    generator = generator_from(state)
     assert generator.output == "residual"
     assert not any(isinstance(layer, nn.ConvTranspose2d) for layer in generator.modules())
 
