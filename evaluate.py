@@ -35,7 +35,7 @@ from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
 from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
-                     inversion_quality, level_db, level_matched, train_genre_classifier, transfer_figures)
+                     inversion_quality, level_changes, level_matched, train_genre_classifier, transfer_figures)
 from outputs import audio_bytes, check_writable, write_audio
 from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import pick_device, run_command
@@ -50,10 +50,10 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
 
     Returns {"seconds": song length, "chunks", "input", "generated", "written", "level_matched" (chunk images
     [n, n_bins, chunk_frames] of the input, the generator's output, the re-analysed written audio and the input
-    at the output's level, metrics.level_matched), "audio" (the written audio [samples], source-phase
-    Griffin-Lim), "jazz_probability" {"input", "generated", "written", "level_matched": [n]}, "is_jazz" (the
-    same, bool), "chroma_similarity" {"generated", "written": [n]}, "inversion" (see
-    `inversion_quality`)}.
+    at the output's level, metrics.level_matched), "level_change_db" (each chunk's, [n] dB), "audio" (the
+    written audio [samples], source-phase Griffin-Lim), "jazz_probability" {"input", "generated", "written",
+    "level_matched": [n]}, "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written": [n]},
+    "inversion" (see `inversion_quality`)}.
     """
     if len(audio) < rep.chunk_samples:
         raise ValueError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
@@ -63,10 +63,12 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     images = {"input": magnitude_to_image(spectrum.abs(), rep), "generated": magnitude_to_image(magnitude, rep),
               "written": audio_to_image(written, rep)}
     chunks = {name: split_chunks(image, rep) for name, image in images.items()}
-    chunks["level_matched"] = level_matched(chunks["input"], chunks["generated"], rep)
+    level_change = level_changes(chunks["input"], chunks["generated"], rep)
+    chunks["level_matched"] = level_matched(chunks["input"], level_change, rep)
     features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
     return {
         "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
+        "level_change_db": level_change,
         "jazz_probability": {name: classifier.jazz_probability(value) for name, value in features.items()},
         "is_jazz": {name: classifier.is_jazz(value) for name, value in features.items()},
         "chroma_similarity": {name: np.array([chroma_similarity(a, b, rep) for a, b in zip(chunks["input"],
@@ -102,8 +104,7 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                     "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
                     "chroma_similarity_floor": float(np.nanmean(floor))},
         "inversion": inversion,
-        "level_change_db": float(np.mean([level_db(b, rep) - level_db(a, rep) for result in results.values()
-                                          for a, b in zip(result["input"], result["generated"])])),
+        "level_change_db": float(np.concatenate([result["level_change_db"] for result in results.values()]).mean()),
         "artefacts": {"checkerboard_db": 10 * np.log10(checkerboard_power(torch.cat([result["generated"] for result
                                                                                  in results.values()]))
                                                        / checkerboard_power(inputs))},

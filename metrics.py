@@ -89,16 +89,21 @@ def level_db(image: np.ndarray | torch.Tensor, rep: Representation = Representat
     return float(10.0 * np.log10(max(power, 1e-30)))
 
 
-def level_matched(inputs: torch.Tensor, outputs: torch.Tensor, rep: Representation = Representation()
+def level_changes(inputs: Sequence, outputs: Sequence, rep: Representation = Representation()) -> np.ndarray:
+    """How much louder each output chunk is than its input chunk (images [n, n_bins, frames] each): level_db of
+    the output minus level_db of the input, [n] in dB."""
+    return np.array([level_db(b, rep) - level_db(a, rep) for a, b in zip(inputs, outputs)])
+
+
+def level_matched(inputs: torch.Tensor, changes: np.ndarray, rep: Representation = Representation()
                   ) -> torch.Tensor:
-    """The control for a judge that hears loudness: each input chunk [n, n_bins, frames] made as much louder or
-    quieter as its conversion (outputs, same shape) is, and nothing else (a uniform dB shift, clipped to the
-    image's range). Jazz in GTZAN is mostly older, quieter recordings, and the MFCCs' first coefficient follows
-    level, so a generator that only turned the volume down would score above the unconverted pop; it must beat
-    this control to show it does more."""
+    """The control for a judge that hears loudness: each input chunk [n, n_bins, frames] made louder or quieter
+    by its conversion's level change (`changes` [n] dB, level_changes), and nothing else (a uniform dB shift,
+    clipped to the image's range). Jazz in GTZAN is mostly older, quieter recordings, and the MFCCs' first
+    coefficient follows level, so a generator that only turned the volume down would score above the unconverted
+    pop; it must beat this control to show it does more."""
     scale = 2.0 / (rep.db_max - rep.db_min)  # image units per dB
-    return torch.stack([(torch.as_tensor(a) + (level_db(b, rep) - level_db(a, rep)) * scale).clamp(-1.0, 1.0)
-                        for a, b in zip(inputs, outputs)])
+    return torch.stack([(torch.as_tensor(a) + change * scale).clamp(-1.0, 1.0) for a, change in zip(inputs, changes)])
 
 
 def features_of(images: Sequence, rep: Representation = Representation(), desc: str | None = None) -> np.ndarray:
