@@ -35,7 +35,6 @@ def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
                         f"{LATEST} or a {GENERATORS_FILE} export")
 
 
-
 def find_checkpoint(name: str, path: Path | None = None) -> Path:
     """The checkpoint a command uses: `path` (--checkpoint) when given (load_checkpoint says when it is missing),
     else the latest one of the run `name`, checkpoints/NAME/latest.pt, else, for the default run name only, the
@@ -59,11 +58,9 @@ def find_checkpoint(name: str, path: Path | None = None) -> Path:
                             f"--checkpoint{there}{older}")
 
 
-
 def list_runs() -> list[str]:
     """The names of the runs under checkpoints/ that have a latest.pt, in name order."""
     return sorted(run.parent.name for run in CHECKPOINTS.glob(f"*/{LATEST}"))
-
 
 
 # named runs, never started over by accident, and resumed (train.py, simple_gan.py)
@@ -80,7 +77,6 @@ def add_run_options(parser: argparse.ArgumentParser, name: str) -> None:
                         "checkpoint and samples are removed once the new run has checked its data and folders")
 
 
-
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
     """The destinations of the options given on the command line `argv` (not left at their defaults).
 
@@ -93,12 +89,10 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str] | None) ->
     return {name for name, value in vars(parsed).items() if value is not marker}
 
 
-
 def settings_of(args: argparse.Namespace) -> dict:
     """The settings of a run as plain values for its checkpoint (paths as strings, bookkeeping left out)."""
     return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
             if key != "given"}
-
 
 
 def resume_settings(args: argparse.Namespace, saved: dict, session_options: set[str]) -> list[str]:
@@ -117,7 +111,6 @@ def resume_settings(args: argparse.Namespace, saved: dict, session_options: set[
             notes.append(f"--{name.replace('_', '-')} {current} ignored: the run was started with {value}")
         setattr(args, name, Path(value) if isinstance(current, Path) else value)
     return notes
-
 
 
 def resume(args: argparse.Namespace, path: Path, device: torch.device | str, session_options: set[str],
@@ -141,7 +134,6 @@ def resume(args: argparse.Namespace, path: Path, device: torch.device | str, ses
     return state
 
 
-
 def training_state(kind: str, epoch: int, rep: Representation, model: dict, history: list[dict],
                    args: argparse.Namespace, parts: dict, **extra) -> dict:
     """What a training checkpoint holds: its kind ("cyclegan", "simple_gan"), the epoch, representation, model
@@ -152,12 +144,10 @@ def training_state(kind: str, epoch: int, rep: Representation, model: dict, hist
             **{name: part.state_dict() for name, part in parts.items()}}
 
 
-
 def restore_parts(parts: dict, state: dict) -> None:
     """Load each part's state_dict from a checkpoint written by `training_state`."""
     for name, part in parts.items():
         part.load_state_dict(state[name])
-
 
 
 def run_files(checkpoint: Path, samples: Path) -> list[Path]:
@@ -165,7 +155,6 @@ def run_files(checkpoint: Path, samples: Path) -> list[Path]:
     the RUN_OUTPUTS."""
     found = [path for path in (checkpoint, checkpoint.with_name(GENERATORS_FILE)) if path.is_file()]
     return found + sorted(path for pattern in RUN_OUTPUTS for path in Path(samples).glob(pattern) if path.is_file())
-
 
 
 def check_new_run(checkpoint: Path, samples: Path, resume: bool, overwrite: bool) -> list[Path]:
@@ -182,12 +171,10 @@ def check_new_run(checkpoint: Path, samples: Path, resume: bool, overwrite: bool
     return found
 
 
-
 def clear_run(files: list[Path]) -> None:
     """Remove the files of the run --overwrite replaces (see check_new_run)."""
     for path in files:
         path.unlink(missing_ok=True)
-
 
 
 def estimate_checkpoint_bytes(parts: dict, extra: int = 0) -> int:
