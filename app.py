@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from checkpoint import BUNDLED_MODEL, DIRECTIONS
-from conversion_jobs import load_model, output_path_for, plan, plot_conversion, run_job
+from conversion_jobs import (BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, output_path_for, plan,
+                             plot_conversion, run_job)
 from data import EXAMPLE_SONG
 from runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
 from runtime import TERMINATION_SIGNALS, pick_device, run_command
@@ -46,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     add("--max-upload-mb", type=float, default=100, help="larger uploads are refused; 100 MB is about 10 minutes "
         "of CD-quality WAV (default: 100)")
-    add("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations from the source phase, as in "
-        "convert.py (default: 32)")
+    add("--griffin-lim-iters", type=int, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations from the source "
+        f"phase, as in convert.py (default: {GRIFFIN_LIM_ITERS})")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
@@ -110,8 +111,8 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
     folder = Path(tempfile.mkdtemp(prefix="conversion-", dir=args.work))  # one per conversion: none clash
     job_args = argparse.Namespace(songs=[song], output=output_path_for(song, direction, "wav", folder),
                                   output_dir=None, format="wav", direction=direction, allow_converted=allow_converted,
-                                  overwrite=False, plot=True, griffin_lim_iters=args.griffin_lim_iters, overlap=0.25,
-                                  batch_size=4, bf16=False)
+                                  overwrite=False, plot=True, griffin_lim_iters=args.griffin_lim_iters, overlap=OVERLAP,
+                                  batch_size=BATCH_SIZE, bf16=False)
     try:
         report(0.0, desc="loading the model")
         loaded = load_model(Path(model), direction, args.device)

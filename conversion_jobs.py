@@ -23,6 +23,8 @@ from plots import save_spectrograms
 from spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
 PLOT_SECONDS = 30  # of a song and its conversion, in the --plot picture
+# how a song is converted unless convert.py is told otherwise; the browser page (app.py) converts so too
+GRIFFIN_LIM_ITERS, OVERLAP, BATCH_SIZE = 32, 0.25, 4
 
 
 @dataclasses.dataclass

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from checkpoint import DIRECTIONS
-from conversion_jobs import load_model, plan, plot_conversion, run_job
+from conversion_jobs import BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, plan, plot_conversion, run_job
 from data import EXAMPLE_SONG
 from outputs import provenance_of, writable_extensions
 from runs import SAMPLES, add_checkpoint_options, find_checkpoint
@@ -51,11 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_checkpoint_options(parser)  # --name, --checkpoint
     add("--direction", choices=list(DIRECTIONS), default="pop2jazz", help="pop2jazz uses generator_ab, jazz2pop "
         "generator_ba (default: pop2jazz)")
-    add("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations from the source phase; 0 keeps "
-        "the source phase as it is (default: 32)")
-    add("--overlap", type=float, default=0.25, help="fraction of a window shared with the next one, cross-faded "
-        "(default: 0.25)")
-    add("--batch-size", type=int, default=4, help="windows per generator call (default: 4)")
+    add("--griffin-lim-iters", type=int, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations from the source "
+        f"phase; 0 keeps the source phase as it is (default: {GRIFFIN_LIM_ITERS})")
+    add("--overlap", type=float, default=OVERLAP, help="fraction of a window shared with the next one, cross-faded "
+        f"(default: {OVERLAP})")
+    add("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per generator call (default: {BATCH_SIZE})")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster where the CPU "
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
