@@ -4,12 +4,19 @@
     uv run evaluate.py --name demo                      # the run trained with train.py --name demo
     uv run evaluate.py --checkpoint run/latest.pt --data /tmp/d my_song.wav other.flac -o out/eval
 
-- Style transfer rate: a jazz-vs-pop genre classifier (metrics.py: scikit-learn logistic regression on
-  librosa MFCC / log-mel statistics of each 5.94 s chunk), trained on the training split only and scored by
-  cross-validation grouped by song, classifies every chunk of the converted songs. Reported next to the same
-  figures for the unconverted songs (the pop baseline) and the held-out jazz songs (the ceiling).
-- Content preservation: chroma cosine similarity between each input chunk and its conversion, next to the
-  similarity of unrelated pop and jazz chunks (the floor).
+- Style transfer rate: a jazz-vs-pop genre classifier (judge.py: scikit-learn logistic regression on
+  channel-robust librosa statistics of each 5.94 s chunk: the spread in time of MFCCs and log-mel bands, and the
+  rhythm), trained on the training songs, each also through random recording channels (tilt, low-pass, loudness,
+  noise, compression, Vorbis / MP3), and scored by cross-validation grouped by song, classifies every chunk of
+  the converted songs. Reported side by side with the unconverted songs (the pop baseline), the songs at the
+  conversion's level alone, the "EQ to jazz" baseline (each pop chunk equalised to the jazz training set's
+  long-term spectrum: the recording channel alone, channel.py) and the held-out jazz songs (the ceiling).
+- Verdicts, in words: when the judge calls under 80 % of the real jazz it was given jazz, or the conversion does
+  not beat the EQ baseline, the report says that its figure cannot tell jazz from the recording sound of the
+  training set. The judge's robustness is measured on the held-out songs too: the share of its decisions that
+  each channel change alone flips.
+- Content preservation: chroma cosine similarity between each input chunk and its conversion (and its EQ
+  baseline), next to the similarity of unrelated pop and jazz chunks (the floor).
 - Inversion quality: spectral convergence (dB, lower is better) between the generated magnitude and the STFT
   magnitude of the audio written from it, for librosa.griffinlim (random initial phase), Griffin-Lim from the
   song's own phase (what convert.py does) and the song's phase alone; with the seconds each took.
@@ -34,8 +41,10 @@ from checkpoint import generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
-from metrics import (INVERSIONS, GenreClassifier, checkerboard_power, chroma_similarity, features_of, invert,
-                     inversion_quality, level_changes, level_matched, train_genre_classifier, transfer_figures)
+from channel import eq_to_jazz
+from judge import GenreClassifier, channel_robustness, features_of, train_genre_classifier, transfer_figures, verdicts
+from metrics import INVERSIONS, checkerboard_power, chroma_similarity, invert, inversion_quality, level_changes, \
+    level_matched, time_smeared
 from outputs import audio_bytes, check_writable, write_audio
 from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import pick_device, run_command
@@ -48,12 +57,14 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                   n_iter: int = 32, seed: int = 0) -> dict:
     """Convert one pop song (mono audio [samples] at rep.sample_rate, at least one chunk long) and measure it.
 
-    Returns {"seconds": song length, "chunks", "input", "generated", "written", "level_matched" (chunk images
-    [n, n_bins, chunk_frames] of the input, the generator's output, the re-analysed written audio and the input
-    at the output's level, metrics.level_matched), "level_change_db" (each chunk's, [n] dB), "audio" (the
-    written audio [samples], source-phase Griffin-Lim), "jazz_probability" {"input", "generated", "written",
-    "level_matched": [n]}, "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written": [n]},
-    "inversion" (see `inversion_quality`)}.
+    Returns {"seconds": song length, "chunks", "input", "generated", "written", "level_matched", "eq_baseline",
+    "smeared" (chunk images [n, n_bins, chunk_frames] of the input, the generator's output, the re-analysed
+    written audio, the input at the output's level, metrics.level_matched, the input equalised to the
+    classifier's jazz training spectrum, channel.eq_to_jazz, and the input blurred in time, metrics.time_smeared),
+    "level_change_db" (each chunk's, [n] dB), "audio" (the written audio [samples], source-phase Griffin-Lim),
+    "jazz_probability" {"input", "generated", "written", "level_matched", "eq_baseline", "smeared": [n]},
+    "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written", "eq_baseline":
+    [n]}, "inversion" (see `inversion_quality`)}.
     """
     if len(audio) < rep.chunk_samples:
         raise ValueError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
@@ -65,6 +76,8 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     chunks = {name: split_chunks(image, rep) for name, image in images.items()}
     level_change = level_changes(chunks["input"], chunks["generated"], rep)
     chunks["level_matched"] = level_matched(chunks["input"], level_change, rep)
+    chunks["eq_baseline"] = eq_to_jazz(chunks["input"], classifier.jazz_spectrum_db, rep)
+    chunks["smeared"] = time_smeared(chunks["input"], rep=rep)
     features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
     return {
         "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
@@ -73,7 +86,7 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
         "is_jazz": {name: classifier.is_jazz(value) for name, value in features.items()},
         "chroma_similarity": {name: np.array([chroma_similarity(a, b, rep) for a, b in zip(chunks["input"],
                                                                                               chunks[name])])
-                              for name in ("generated", "written")},
+                              for name in ("generated", "written", "eq_baseline")},
         "inversion": inversion_quality(magnitude, inversions, rep),
     }
 
@@ -95,13 +108,18 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                                                                    for r in results.values()])),
                         "seconds": float(sum(r["inversion"][name]["seconds"] for r in results.values())),
                         "method": INVERSIONS[name]} for name in INVERSIONS}
+    style_transfer = {"pop_baseline": transfer("input"), "level_control": transfer("level_matched"),
+                      "eq_baseline": transfer("eq_baseline"), "smear_control": transfer("smeared"),
+                      "converted": transfer("generated"),
+                      "converted_audio": transfer("written"),
+                      "jazz_ceiling": transfer_figures(classifier, features_of(jazz_chunks, rep))}
     return {
         "classifier": classifier.summary(),
-        "style_transfer": {"pop_baseline": transfer("input"), "level_control": transfer("level_matched"),
-                           "converted": transfer("generated"), "converted_audio": transfer("written"),
-                           "jazz_ceiling": transfer_figures(classifier, features_of(jazz_chunks, rep))},
+        "style_transfer": style_transfer,
+        "verdicts": verdicts(style_transfer),
         "content": {"chroma_similarity": float(np.nanmean(pooled("chroma_similarity", "generated"))),
                     "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
+                    "chroma_similarity_eq_baseline": float(np.nanmean(pooled("chroma_similarity", "eq_baseline"))),
                     "chroma_similarity_floor": float(np.nanmean(floor))},
         "inversion": inversion,
         "level_change_db": float(np.concatenate([result["level_change_db"] for result in results.values()]).mean()),
@@ -112,6 +130,7 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
         "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
                               "jazz_rate": float(result["is_jazz"]["generated"].mean()),
                               "jazz_rate_baseline": float(result["is_jazz"]["input"].mean()),
+                              "jazz_rate_eq_baseline": float(result["is_jazz"]["eq_baseline"].mean()),
                               "chroma_similarity": float(np.nanmean(result["chroma_similarity"]["generated"])),
                               "inversion_db": {name: value["spectral_convergence_db"]
                                                for name, value in result["inversion"].items()}}
@@ -126,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "<data>/pop_val/representation.json)")
     add_checkpoint_options(parser)  # --name, --checkpoint
     add("--data", type=Path, default=Path("data"), help="audio_preprocessing.py output: the classifier trains on "
-        "pop_train/ and jazz_train/ (default: data)")
+        "the songs listed in pop_train/ and jazz_train/ (default: data)")
     add("--jazz-songs", nargs="+", type=Path, help="real jazz for the ceiling and the chroma floor (default: those "
         "listed in <data>/jazz_val/representation.json)")
     add("-o", "--output", type=Path, help="report folder (default: samples/NAME/eval, or samples/eval_<checkpoint "
@@ -160,8 +179,11 @@ def evaluate(args: argparse.Namespace) -> int:
     if len(jazz_chunks) == 0:
         raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
                          f"({rep.chunk_seconds:.2f} s)")
-    classifier = train_genre_classifier(folders["pop_train"], folders["jazz_train"], rep, seed=args.seed,
+    train_songs = {name: listed_songs(args.data / name, "--data with the training songs where they were") for name
+                   in folders}
+    classifier = train_genre_classifier(train_songs["pop_train"], train_songs["jazz_train"], rep, seed=args.seed,
                                         progress=True)
+    robustness = channel_robustness(classifier, pop_songs, jazz_songs, rep, args.seed)
     frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
     invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
            (frames - 1) * rep.hop_length, rep, n_iter=1)
@@ -177,16 +199,21 @@ def evaluate(args: argparse.Namespace) -> int:
                      "input": str(song)})
     figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                "data": str(args.data), "representation": rep.to_dict(),
-               "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep)}
+               "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep),
+               "robustness": robustness}
     write_report(figures, results, rep, args.output)
     transfer = figures["style_transfer"]
-    print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%}; classified jazz: "
-          f"pop {transfer['pop_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
+    print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%} "
+          f"({figures['classifier']['cv_accuracy_augmented']:.0%} through random recording channels); classified "
+          f"jazz: pop {transfer['pop_baseline']['jazz_rate']:.0%}, EQ-to-jazz baseline "
+          f"{transfer['eq_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
           f"real jazz {transfer['jazz_ceiling']['jazz_rate']:.0%}; chroma similarity "
           f"{figures['content']['chroma_similarity']:.3f} generated, "
           f"{figures['content']['chroma_similarity_audio']:.3f} written audio "
           f"(floor {figures['content']['chroma_similarity_floor']:.3f})"
           f"\nreport: {args.output / 'report.md'}")
+    for verdict in figures["verdicts"]:
+        print(verdict["text"], file=sys.stderr if verdict["warning"] else sys.stdout)
     return 0
 
 

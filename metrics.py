@@ -1,18 +1,13 @@
-"""The measures of evaluate.py: how jazz is it, is it still the same song, how well does it invert?
+"""The measures of evaluate.py besides the genre judge (judge.py): is it still the same song, did the
+generator leave artefacts, how well does it invert?
 
 Every measure here reads a spectrogram image (spectrogram.py: [n_bins, frames] in [-1, 1]) through
 `image_to_magnitude`, so real chunks, generator outputs and the re-analysed audio of a conversion are all seen
-through the same -100 dB floor and the classifier cannot tell them apart by the representation alone.
+through the same -100 dB floor.
 
-- `chunk_features`: per-chunk statistics of librosa features (MFCC mean and spread, log-mel spread), the classic
-  genre-recognition front end of Tzanetakis & Cook 2002 in its common modern form. Chroma is left out on purpose:
-  it is the content we want a conversion to keep, so the style classifier must not lean on it. So is the mean
-  log-mel level, which mostly measures how loud a record was mastered.
-- `GenreClassifier`: scikit-learn StandardScaler + LogisticRegression on those features, trained on the training
-  split only, its accuracy measured by cross-validation grouped by song (chunks of one song are never on both
-  sides of a fold).
 - `chroma_similarity`: frame-wise cosine similarity of chroma, the content measure.
-- `TransferRateLog`: the cheap part of evaluate.py that train.py --eval-every runs after an epoch.
+- `level_changes` and `level_matched`: how much louder a conversion is, and the input at that level alone (the
+  control row of evaluate.py's report); `time_smeared`, the input blurred in time alone (another control).
 - `checkerboard_power`: the energy at the image's highest spatial frequencies, where the stride-2 transposed
   convolutions of a generator leave their checkerboard pattern.
 - `invert` and `inversion_quality`: audio from a generated magnitude by several phase methods, and the spectral
@@ -21,43 +16,17 @@ through the same -100 dB floor and the classifier cannot tell them apart by the 
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import time
-from pathlib import Path
 from typing import Sequence
 
 import librosa
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from tqdm import tqdm
 
-from data import song_of_chunk
-from outputs import write_csv
-from plots import save_curves
 from spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
 
-N_MELS = 64
-N_MFCC = 20
 N_CHROMA = 12
-N_FEATURES = 2 * N_MFCC + N_MELS  # 104: MFCC mean and std, log-mel std
-POP, JAZZ = 0, 1  # class labels
-CV_FOLDS = 5
-
-
-def log_mel(magnitude: np.ndarray, rep: Representation = Representation()) -> np.ndarray:
-    """Log-mel power [N_MELS, frames] in dB re a full-scale bin, floored at rep.db_min, from |STFT|
-    [n_fft//2 + 1, frames].
-
-    librosa.feature.melspectrogram (Slaney mel scale and filter normalisation) and librosa.power_to_db.
-    """
-    reference = rep.magnitude_ref ** 2
-    mel = librosa.feature.melspectrogram(S=magnitude ** 2, sr=rep.sample_rate, n_fft=rep.n_fft, n_mels=N_MELS)
-    return librosa.power_to_db(mel, ref=reference, amin=reference * 10.0 ** (rep.db_min / 10.0), top_db=None)
+SMEAR_SECONDS = 0.1  # the time_smeared control's moving average
 
 
 def chroma(magnitude: np.ndarray, rep: Representation = Representation()) -> np.ndarray:
@@ -73,14 +42,6 @@ def chroma(magnitude: np.ndarray, rep: Representation = Representation()) -> np.
 def image_magnitude(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> np.ndarray:
     """Spectrogram image [n_bins, frames] in [-1, 1] -> |STFT| [n_fft//2 + 1, frames] as float64 numpy."""
     return image_to_magnitude(torch.as_tensor(np.asarray(image, dtype=np.float32)), rep).double().numpy()
-
-
-def chunk_features(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> np.ndarray:
-    """Genre features of one image [n_bins, frames] -> [N_FEATURES]: over frames, the mean and standard deviation
-    of the MFCCs (librosa.feature.mfcc of the log-mel) and the standard deviation of the log-mel bands (dB)."""
-    mel_db = log_mel(image_magnitude(image, rep), rep)
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
-    return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1), mel_db.std(axis=1)])
 
 
 def level_db(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> float:
@@ -106,11 +67,15 @@ def level_matched(inputs: torch.Tensor, changes: np.ndarray, rep: Representation
     return torch.stack([(torch.as_tensor(a) + change * scale).clamp(-1.0, 1.0) for a, change in zip(inputs, changes)])
 
 
-def features_of(images: Sequence, rep: Representation = Representation(), desc: str | None = None) -> np.ndarray:
-    """`chunk_features` of each image in a sequence [n, n_bins, frames] -> [n, N_FEATURES]; tqdm when `desc`."""
-    rows = [chunk_features(image, rep) for image in tqdm(images, desc=desc, unit="chunk", disable=desc is None,
-                                                          leave=False)]
-    return np.stack(rows) if rows else np.zeros((0, N_FEATURES))
+def time_smeared(inputs: torch.Tensor, seconds: float = SMEAR_SECONDS, rep: Representation = Representation()
+                 ) -> torch.Tensor:
+    """The control for a judge that hears blur: each input chunk [n, n_bins, frames] smoothed in time by a moving
+    average of `seconds` (in the image's dB, edges averaged over the frames there) -> the same shape. Features
+    that ignore the recording channel (judge.py) read the spread of the spectrum in time, which a generator that
+    only blurred would also lower; the conversion must beat this control to show it does more than smear."""
+    width = 2 * round(seconds * rep.sample_rate / rep.hop_length / 2) + 1  # odd: centred, 9 frames for 0.1 s
+    images = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+    return torch.nn.functional.avg_pool1d(images, width, 1, width // 2, count_include_pad=False)
 
 
 def chroma_similarity(image_a: np.ndarray | torch.Tensor, image_b: np.ndarray | torch.Tensor,
@@ -127,113 +92,6 @@ def chroma_similarity(image_a: np.ndarray | torch.Tensor, image_b: np.ndarray | 
     if not sounding.any():
         return float("nan")
     return float(np.mean((a * b).sum(axis=0)[sounding] / norms[sounding]))
-
-
-@dataclasses.dataclass
-class GenreClassifier:
-    """A fitted jazz-vs-pop classifier and its grouped cross-validated accuracy (fraction of chunks right)."""
-
-    pipeline: Pipeline
-    cv_accuracy: float
-    cv_accuracy_std: float
-    cv_folds: int
-    train_songs: dict[str, int]
-    train_chunks: dict[str, int]
-
-    def jazz_probability(self, features: np.ndarray) -> np.ndarray:
-        """P(jazz) for each row of `features` [n, N_FEATURES] -> [n]."""
-        return self.pipeline.predict_proba(features)[:, list(self.pipeline.classes_).index(JAZZ)]
-
-    def is_jazz(self, features: np.ndarray) -> np.ndarray:
-        """The predicted class of each row [n, N_FEATURES] == jazz -> bool [n]."""
-        return self.pipeline.predict(features) == JAZZ
-
-    def summary(self) -> dict:
-        """The plain-value figures of the classifier, for the JSON report."""
-        return {"cv_accuracy": self.cv_accuracy, "cv_accuracy_std": self.cv_accuracy_std, "cv_folds": self.cv_folds,
-                "train_songs": self.train_songs, "train_chunks": self.train_chunks, "features": N_FEATURES,
-                "model": "StandardScaler + LogisticRegression"}
-
-
-def classifier_pipeline() -> Pipeline:
-    """StandardScaler + L2-regularised logistic regression (scikit-learn defaults, C = 1)."""
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-
-
-def train_genre_classifier(pop_train: Sequence, jazz_train: Sequence, rep: Representation = Representation(),
-                           folds: int = CV_FOLDS, seed: int = 0, progress: bool = False) -> GenreClassifier:
-    """Fit the classifier on the chunks of the training split: data.ChunkFolder-likes (item i -> image
-    [n_bins, frames], `.files` -> the .npy paths, naming the song as audio_preprocessing.py does).
-
-    Accuracy: sklearn cross_val_score with StratifiedGroupKFold over songs, min(folds, songs per domain) folds.
-    Raises ValueError when a domain has fewer than 2 training songs (no held-out song to test on).
-    """
-    features, labels, groups, songs = [], [], [], {}
-    for name, label, folder in (("pop", POP, pop_train), ("jazz", JAZZ, jazz_train)):
-        images = [folder[index] for index in range(len(folder))]
-        features.append(features_of(images, rep, f"{name} training features" if progress else None))
-        groups += [f"{name}/{song_of_chunk(path)}" for path in folder.files]
-        labels += [label] * len(images)
-        songs[name] = len({group for group in groups if group.startswith(f"{name}/")})
-    if min(songs.values()) < 2:
-        raise ValueError(f"the genre classifier needs at least 2 training songs per domain, got {songs}: "
-                         f"preprocess more songs with `uv run audio_preprocessing.py`")
-    features, labels = np.concatenate(features), np.array(labels)
-    cv = StratifiedGroupKFold(n_splits=min(folds, *songs.values()), shuffle=True, random_state=seed)
-    scores = cross_val_score(classifier_pipeline(), features, labels, groups=groups, cv=cv)
-    pipeline = classifier_pipeline().fit(features, labels)
-    return GenreClassifier(pipeline, float(scores.mean()), float(scores.std()), cv.get_n_splits(), songs,
-                           {"pop": int((labels == POP).sum()), "jazz": int((labels == JAZZ).sum())})
-
-
-def transfer_figures(classifier: GenreClassifier, features: np.ndarray) -> dict:
-    """{"jazz_rate": fraction of chunks classified jazz, "jazz_probability": mean P(jazz), "chunks": n}."""
-    return {"jazz_rate": float(classifier.is_jazz(features).mean()),
-            "jazz_probability": float(classifier.jazz_probability(features).mean()), "chunks": len(features)}
-
-
-class TransferRateLog:
-    """train.py --eval-every: the style transfer rate of generator_ab on the held-out pop chunks, per epoch.
-
-    The classifier is trained once, here, on the training chunks, unless one is given. Each call runs the generator
-    on each pop_val chunk on its own (no cross-fading, no Griffin-Lim: features of the generated magnitude, so
-    figures differ a little from evaluate.py's) and rewrites `path` (CSV: epoch, transfer_rate, jazz_probability,
-    chroma_similarity, pop_baseline), keeping the rows of earlier epochs so a resumed run continues its log, and
-    its curves beside it (`path` with .png).
-    """
-
-    FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline")
-
-    def __init__(self, pop_train: Sequence, jazz_train: Sequence, pop_val: Sequence, path: Path,
-                 rep: Representation = Representation(), classifier: GenreClassifier | None = None):
-        self.rep, self.path = rep, Path(path)
-        self.classifier = classifier or train_genre_classifier(pop_train, jazz_train, rep, progress=True)
-        self.inputs = torch.from_numpy(np.stack([pop_val[index] for index in range(len(pop_val))]))
-        self.baseline = transfer_figures(self.classifier, features_of(self.inputs, rep))["jazz_rate"]
-
-    def __call__(self, generator: torch.nn.Module, epoch: int) -> dict:
-        """Evaluate `generator` (left in the mode it was in) and log the row of `epoch`; returns the row."""
-        device, was_training = next(generator.parameters()).device, generator.training
-        generator.eval()
-        with torch.inference_mode():
-            outputs = torch.cat([generator(batch[:, None].to(device)).float()[:, 0].cpu()
-                                 for batch in self.inputs.split(4)])
-        generator.train(was_training)
-        figures = transfer_figures(self.classifier, features_of(outputs, self.rep))
-        similarity = np.mean([chroma_similarity(a, b, self.rep) for a, b in zip(self.inputs, outputs)])
-        row = {"epoch": epoch, "transfer_rate": figures["jazz_rate"], "jazz_probability": figures["jazz_probability"],
-               "chroma_similarity": float(similarity), "pop_baseline": self.baseline}
-        rows = []
-        if self.path.is_file():
-            with open(self.path, newline="") as file:
-                rows = [old for old in csv.DictReader(file) if int(old["epoch"]) < epoch]
-        write_csv(self.path, [*rows, row], list(self.FIELDS))
-        save_curves([*rows, row], self.FIELDS[1:], self.path.with_suffix(".png"),
-                    "held-out pop chunks after conversion", "share / probability / similarity")
-        tqdm.write(f"epoch {epoch}: {figures['jazz_rate']:.0%} of held-out pop chunks classified jazz after "
-                   f"conversion (pop baseline {self.baseline:.0%}, mean P(jazz) {figures['jazz_probability']:.2f}), "
-                   f"chroma similarity {similarity:.3f}")
-        return row
 
 
 INVERSIONS = {  # name -> what it is, for the report

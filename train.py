@@ -32,8 +32,8 @@ from tqdm import tqdm
 import runtime
 from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_generator, export_generators,
                         save_checkpoint)
-from data import ChunkFolder, DataError, UnpairedChunks
-from metrics import TransferRateLog
+from data import ChunkFolder, DataError, UnpairedChunks, listed_songs
+from judge import TransferRateLog
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
 from outputs import check_writable
 from plots import write_loss_log
@@ -225,7 +225,8 @@ def transfer_rate_log(args: argparse.Namespace, folder_a: ChunkFolder, folder_b:
     if val is None:
         raise DataError(f"--eval-every needs held-out pop songs: {args.data / 'pop_val'} is missing")
     try:
-        return TransferRateLog(folder_a, folder_b, val, args.samples_dir / "transfer_rate.csv", rep)
+        songs = [listed_songs(folder.folder, "--eval-every 0") for folder in (folder_a, folder_b)]
+        return TransferRateLog(*songs, val, args.samples_dir / "transfer_rate.csv", rep)
     except ValueError as error:
         raise DataError(f"--eval-every: {error}") from error
 

@@ -103,13 +103,16 @@ def test_the_model_cards_figures_are_what_evaluate_measures(held_out_dataset, tm
     assert evaluate.main(["--checkpoint", str(BUNDLED_MODEL), "--data", str(held_out_dataset), "-o",
                           str(tmp_path / "eval")]) == 0
     measured = json.loads((tmp_path / "eval" / "figures.json").read_text())
-    for row in ("pop_baseline", "converted", "converted_audio", "jazz_ceiling"):
+    for row in ("pop_baseline", "eq_baseline", "smear_control", "converted", "converted_audio", "jazz_ceiling"):
         now, then = measured["style_transfer"][row], card["style_transfer"][row]
         assert now["chunks"] == then["chunks"]
         assert now["jazz_rate"] == pytest.approx(then["jazz_rate"], abs=1.01 / now["chunks"])
         assert now["jazz_probability"] == pytest.approx(then["jazz_probability"], abs=0.02)
-    for key in ("chroma_similarity", "chroma_similarity_audio", "chroma_similarity_floor"):
+    for key in ("chroma_similarity", "chroma_similarity_audio", "chroma_similarity_floor",
+                "chroma_similarity_eq_baseline"):
         assert measured["content"][key] == pytest.approx(card["content"][key], abs=0.02)
     assert measured["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"] == pytest.approx(
         card["inversion"]["source_phase_griffin_lim"]["spectral_convergence_db"], abs=0.5)
     assert measured["artefacts"]["checkerboard_db"] == pytest.approx(card["artefacts"]["checkerboard_db"], abs=0.5)
+    assert [verdict["warning"] for verdict in measured["verdicts"]] == [verdict["warning"] for verdict
+                                                                        in card["verdicts"]]

@@ -15,7 +15,7 @@ from conversion_jobs import load_model
 from conversion import convert_magnitude
 from spectrogram import Representation, load_audio
 from data import ChunkFolder, listed_songs, song_chunks
-from metrics import TransferRateLog, features_of, train_genre_classifier
+from judge import TransferRateLog, features_of, train_genre_classifier
 
 REP = Representation()
 
@@ -56,7 +56,7 @@ class QuieterGenerator(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def classifier(dataset):
-    return train_genre_classifier(ChunkFolder(dataset / "pop_train"), ChunkFolder(dataset / "jazz_train"), REP)
+    return train_genre_classifier(listed_songs(dataset / "pop_train"), listed_songs(dataset / "jazz_train"), REP)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +68,18 @@ def held_out(dataset):
 
 
 def test_classifier_separates_jazz_from_pop_on_held_out_songs(classifier, dataset):
-    # measured on the 9 + 9 training songs: 0.89 +- 0.14 over 5 folds grouped by song; chance is 0.5
+    # measured on the 9 + 9 training songs, 5 folds grouped by song: 0.86 on clean chunks, 0.82 on chunks through
+    # random recording channels; chance is 0.5
     assert classifier.train_songs == {"pop": 9, "jazz": 9}
+    assert classifier.train_chunks == {"pop": 23, "jazz": 23}
     assert classifier.cv_folds == 5
-    assert classifier.cv_accuracy >= 0.75
+    assert classifier.cv_accuracy >= 0.8 and classifier.cv_accuracy_augmented >= 0.75
     pop_val, jazz_val = ChunkFolder(dataset / "pop_val"), ChunkFolder(dataset / "jazz_val")
     pop = classifier.jazz_probability(features_of([pop_val[i] for i in range(len(pop_val))], REP))
     jazz = classifier.jazz_probability(features_of([jazz_val[i] for i in range(len(jazz_val))], REP))
-    # measured on the validation songs, never seen in training: P(jazz) 0.17 for pop, 0.99 for jazz
-    assert pop.mean() < 0.4 < 0.6 < jazz.mean()
+    # measured on the validation songs, never seen in training: P(jazz) 0.90, 0.25, 0.25 for the pop song's 3
+    # chunks (its opening is the one pop chunk the judge gets wrong), 1.00 and 1.00 for the jazz song's 2
+    assert (pop < 0.5).sum() == 2 and (jazz > 0.9).all()
 
 
 def test_identity_conversion_scores_the_pop_baseline(classifier, held_out):
@@ -183,11 +186,12 @@ def test_missing_inputs_are_clear_errors(tiny_run, tmp_path, capsys):
 
 
 def test_transfer_rate_log_keeps_earlier_epochs(classifier, dataset, tmp_path):
-    folders = [ChunkFolder(dataset / name) for name in ("pop_train", "jazz_train", "pop_val")]
-    log = TransferRateLog(*folders, tmp_path / "transfer_rate.csv", REP, classifier)
+    songs = [listed_songs(dataset / name) for name in ("pop_train", "jazz_train")]
+    log = TransferRateLog(*songs, ChunkFolder(dataset / "pop_val"), tmp_path / "transfer_rate.csv", REP, classifier)
     for epoch in (1, 2, 3, 2):  # the second 2: a run resumed after epoch 1 drops the stale rows 2 and 3
         row = log(IdentityGenerator(), epoch)
-    assert row["transfer_rate"] == row["pop_baseline"] == 0.0  # the held-out pop song: P(jazz) 0.17
+    assert row["transfer_rate"] == row["pop_baseline"] == pytest.approx(1 / 3)  # the held-out pop song's opening
+    assert row["eq_baseline"] == pytest.approx(1 / 3)  # the same chunk: the equaliser moves none of the song's 3
     assert row["chroma_similarity"] == pytest.approx(1.0, abs=1e-6)
     with open(tmp_path / "transfer_rate.csv", newline="") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == [1, 2]
@@ -197,6 +201,7 @@ def test_train_eval_every_logs_the_transfer_rate(eval_run):
     with open(eval_run["samples"] / "transfer_rate.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["epoch"]) for row in rows] == [2, 4]  # --epochs 4 --eval-every 2
+    assert {row["eq_baseline"] for row in rows} == {rows[0]["eq_baseline"]}  # measured once, logged with each row
     for row in rows:
         assert 0.0 <= float(row["transfer_rate"]) <= 1.0
         assert 0.0 < float(row["chroma_similarity"]) < 1.0

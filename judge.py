@@ -1,0 +1,335 @@
+"""The genre judge of evaluate.py and train.py --eval-every: does a conversion sound like jazz, or only like the
+recording sound of the jazz it was trained on?
+
+Every feature reads a spectrogram image (spectrogram.py: [n_bins, frames] in [-1, 1]) through
+metrics.image_magnitude, so real chunks, generator outputs and the re-analysed audio of a conversion are all seen
+through the same -100 dB floor and the classifier cannot tell them apart by the representation alone.
+
+- `chunk_features`: per-chunk statistics that a recording channel leaves alone, the genre front end of
+  Tzanetakis & Cook 2002 made channel-robust. A fixed equaliser, a level change or a codec shifts each log-mel
+  band by a constant, which moves the band's mean but not its movement in time; so the features are the spread in
+  time of the log-mel bands up to 8 kHz (where low-passed old recordings and codecs still reach), of their MFCCs
+  and of the MFCCs' deltas (cepstral mean normalisation: the means are dropped); the rhythm, as the
+  autocorrelation of the onset strength (librosa's tempogram, normalised, pooled into log-spaced lag bands); and
+  the texture, as the harmonic-to-percussive power ratio per band (librosa's HPSS), which an equaliser scales
+  alike on both sides. Chroma is left out on purpose: it is the content we want a conversion to keep. So are
+  the band means, which are the channel (tilt, low-pass, loudness) rather than the music.
+- `GenreClassifier` / `train_genre_classifier`: scikit-learn StandardScaler + LogisticRegression on those
+  features, trained on the training split's songs, each also through AUGMENT_DRAWS random recording channels
+  (channel.random_channel) so that it learns to ignore them; its accuracy cross-validated by song (chunks of one
+  song, clean or augmented, are never on both sides of a fold), on clean and on augmented held-out chunks.
+- `channel_robustness`: for each channel change alone (channel.CHANNEL_TESTS), the share of held-out decisions
+  it flips.
+- `TransferRateLog`: the cheap part of evaluate.py that train.py --eval-every runs after an epoch.
+- `verdicts`: what the transfer figures may be read as, in words, given the ceiling and the EQ-to-jazz baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import librosa
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from channel import CHANNEL_TESTS, CLEAN, eq_to_jazz, long_term_spectrum, random_channel
+from metrics import chroma_similarity, image_magnitude
+from outputs import write_csv
+from plots import save_curves
+from spectrogram import Representation, load_audio
+
+N_MELS = 48
+MEL_FMAX = 8000.0  # Hz: the top of the log-mel bands the genre features read
+N_MFCC = 20
+TEMPOGRAM_LAGS = 256  # onset-autocorrelation window, frames (2.97 s)
+LAG_EDGES = np.unique(np.geomspace(1, TEMPOGRAM_LAGS, 25).astype(int))  # log-spaced lag bands, 11.6 ms .. 2.97 s
+N_RHYTHM = len(LAG_EDGES) - 1  # 21
+N_HPSS_BANDS = 24  # mel bands up to MEL_FMAX of the harmonic-to-percussive ratio
+HPSS_KERNEL = 17  # librosa.decompose.hpss's median filters: 17 frames (197 ms) in time, 17 bins (366 Hz) in frequency
+N_FEATURES = 2 * N_MFCC + N_MELS + N_RHYTHM + N_HPSS_BANDS  # 133
+POP, JAZZ = 0, 1  # class labels
+CV_FOLDS = 5
+AUGMENT_DRAWS = 4  # random recording channels per training song, besides the clean song
+
+
+def log_mel(magnitude: np.ndarray, rep: Representation = Representation()) -> np.ndarray:
+    """Log-mel power [N_MELS, frames] from 0 to MEL_FMAX Hz in dB re a full-scale bin, floored at rep.db_min,
+    from |STFT| [n_fft//2 + 1, frames].
+
+    librosa.feature.melspectrogram (Slaney mel scale and filter normalisation) and librosa.power_to_db.
+    """
+    reference = rep.magnitude_ref ** 2
+    mel = librosa.feature.melspectrogram(S=magnitude ** 2, sr=rep.sample_rate, n_fft=rep.n_fft, n_mels=N_MELS,
+                                         fmax=min(MEL_FMAX, rep.sample_rate / 2))
+    return librosa.power_to_db(mel, ref=reference, amin=reference * 10.0 ** (rep.db_min / 10.0), top_db=None)
+
+
+def chunk_features(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> np.ndarray:
+    """Channel-robust genre features of one image [n_bins, frames] -> [N_FEATURES]: over frames, the standard
+    deviation of the MFCCs (librosa.feature.mfcc of the log-mel), of their deltas (librosa.feature.delta) and of
+    the log-mel bands (dB); then the rhythm: librosa.feature.tempogram of librosa.onset.onset_strength (each
+    frame's onset autocorrelation over TEMPOGRAM_LAGS lags, normalised to 1 at lag 0), averaged over frames and
+    over the lag bands between LAG_EDGES; and the texture: the harmonic-to-percussive power ratio (dB) in
+    N_HPSS_BANDS mel bands, from librosa.decompose.hpss (Fitzgerald 2010) of the STFT power below MEL_FMAX. No
+    band means: they are the recording channel. A fixed gain per frequency scales a band's harmonic and
+    percussive parts alike, so their ratio keeps only what the instruments play."""
+    magnitude = image_magnitude(image, rep)
+    mel_db = log_mel(magnitude, rep)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+    onset = librosa.onset.onset_strength(S=mel_db, sr=rep.sample_rate, hop_length=rep.hop_length)
+    tempogram = librosa.feature.tempogram(onset_envelope=onset, sr=rep.sample_rate, hop_length=rep.hop_length,
+                                          win_length=TEMPOGRAM_LAGS).mean(axis=1)
+    rhythm = [tempogram[low:high].mean() for low, high in zip(LAG_EDGES[:-1], LAG_EDGES[1:])]
+    return np.concatenate([mfcc.std(axis=1), librosa.feature.delta(mfcc).std(axis=1), mel_db.std(axis=1), rhythm,
+                           harmonic_ratio(magnitude, rep)])
+
+
+def harmonic_ratio(magnitude: np.ndarray, rep: Representation = Representation()) -> np.ndarray:
+    """Harmonic-to-percussive power ratio in dB of each of N_HPSS_BANDS mel bands up to MEL_FMAX, over a whole
+    |STFT| [n_fft//2 + 1, frames] -> [N_HPSS_BANDS]. librosa.decompose.hpss (median filtering, Fitzgerald 2010)
+    of the power below MEL_FMAX, then a Slaney mel filter bank (librosa.filters.mel)."""
+    top = int(np.ceil(min(MEL_FMAX, rep.sample_rate / 2) * rep.n_fft / rep.sample_rate)) + 1
+    harmonic, percussive = librosa.decompose.hpss(magnitude[:top] ** 2, kernel_size=HPSS_KERNEL)
+    bank = librosa.filters.mel(sr=rep.sample_rate, n_fft=rep.n_fft, n_mels=N_HPSS_BANDS,
+                               fmax=min(MEL_FMAX, rep.sample_rate / 2))[:, :top]
+    floor = rep.magnitude_ref ** 2 * 10.0 ** (rep.db_min / 10.0)  # the image's floor: silence, not a ratio
+    return 10.0 * np.log10((bank @ harmonic.sum(axis=1) + floor) / (bank @ percussive.sum(axis=1) + floor))
+
+
+def features_of(images: Sequence, rep: Representation = Representation(), desc: str | None = None) -> np.ndarray:
+    """`chunk_features` of each image in a sequence [n, n_bins, frames] -> [n, N_FEATURES]; tqdm when `desc`."""
+    rows = [chunk_features(image, rep) for image in tqdm(images, desc=desc, unit="chunk", disable=desc is None,
+                                                          leave=False)]
+    return np.stack(rows) if rows else np.zeros((0, N_FEATURES))
+
+
+@dataclasses.dataclass
+class GenreClassifier:
+    """A fitted jazz-vs-pop classifier; its accuracy cross-validated by song (fraction of chunks right) on clean
+    and on channel-augmented held-out chunks; and `jazz_spectrum_db`, the long-term spectrum of its clean jazz
+    training chunks ([n_bins] dB, channel.long_term_spectrum), the target of the EQ-to-jazz baseline."""
+
+    pipeline: Pipeline
+    cv_accuracy: float
+    cv_accuracy_std: float
+    cv_accuracy_augmented: float
+    cv_folds: int
+    train_songs: dict[str, int]
+    train_chunks: dict[str, int]
+    augment_draws: int
+    jazz_spectrum_db: np.ndarray
+
+    def jazz_probability(self, features: np.ndarray) -> np.ndarray:
+        """P(jazz) for each row of `features` [n, N_FEATURES] -> [n]."""
+        return self.pipeline.predict_proba(features)[:, list(self.pipeline.classes_).index(JAZZ)]
+
+    def is_jazz(self, features: np.ndarray) -> np.ndarray:
+        """The predicted class of each row [n, N_FEATURES] == jazz -> bool [n]."""
+        return self.pipeline.predict(features) == JAZZ
+
+    def summary(self) -> dict:
+        """The plain-value figures of the classifier, for the JSON report."""
+        return {"cv_accuracy": self.cv_accuracy, "cv_accuracy_std": self.cv_accuracy_std,
+                "cv_accuracy_augmented": self.cv_accuracy_augmented, "cv_folds": self.cv_folds,
+                "train_songs": self.train_songs, "train_chunks": self.train_chunks, "augment_draws": self.augment_draws,
+                "features": N_FEATURES, "model": "StandardScaler + LogisticRegression"}
+
+
+def classifier_pipeline() -> Pipeline:
+    """StandardScaler + L2-regularised logistic regression (scikit-learn defaults, C = 1)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+
+
+def song_rows(song: Path, rep: Representation, rng: np.random.Generator, draws: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean chunks, augmented chunks) of one song file: images [n, n_bins, chunk_frames] cut as
+    audio_preprocessing.py cuts them, and [draws * n, n_bins, chunk_frames] of the song through `draws` random
+    recording channels (channel.random_channel). Raises AudioError as spectrogram.load_audio does."""
+    audio = load_audio(song, rep.sample_rate)
+    clean = CLEAN.chunks(audio, rep, rng)
+    augmented = [random_channel(rng).chunks(audio, rep, rng) for _ in range(draws)]
+    return clean, torch.cat(augmented) if augmented else clean[:0]
+
+
+def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path],
+                           rep: Representation = Representation(), folds: int = CV_FOLDS, seed: int = 0,
+                           draws: int = AUGMENT_DRAWS, progress: bool = False) -> GenreClassifier:
+    """Fit the classifier on the training songs (audio files, cut into chunks as audio_preprocessing.py cuts
+    them), each song's chunks clean and through `draws` random recording channels (`song_rows`).
+
+    Accuracy: StratifiedGroupKFold over songs, min(folds, songs per domain) folds; each fold is fitted on the
+    clean and augmented chunks of its training songs and scored on its held-out songs' clean chunks
+    (cv_accuracy) and augmented chunks (cv_accuracy_augmented). Raises ValueError when a domain has fewer than 2
+    songs at least one chunk long (no held-out song to test on), AudioError when a song cannot be read.
+    """
+    features, labels, groups, augmented, songs, jazz_chunks = [], [], [], [], {}, []
+    for name, label, paths in (("pop", POP, pop_songs), ("jazz", JAZZ, jazz_songs)):
+        for index, song in enumerate(tqdm(paths, desc=f"{name} training songs, {draws} channels each",
+                                          unit="song", disable=not progress, leave=False)):
+            clean, changed = song_rows(song, rep, np.random.default_rng([seed, label, index]), draws)
+            if label == JAZZ:
+                jazz_chunks.append(clean)
+            for chunks, is_augmented in ((clean, False), (changed, True)):
+                features.append(features_of(chunks, rep))
+                labels += [label] * len(chunks)
+                groups += [f"{name}/{index}"] * len(chunks)
+                augmented += [is_augmented] * len(chunks)
+        songs[name] = len({group for group in groups if group.startswith(f"{name}/")})
+    if min(songs.values()) < 2:
+        raise ValueError(f"the genre classifier needs at least 2 training songs per domain at least one chunk "
+                         f"long, got {songs}: preprocess more songs with `uv run audio_preprocessing.py`")
+    features, labels, augmented = np.concatenate(features), np.array(labels), np.array(augmented)
+    cv = StratifiedGroupKFold(n_splits=min(folds, *songs.values()), shuffle=True, random_state=seed)
+    clean_scores, augmented_scores = [], []
+    for train, test in cv.split(features, labels, groups):
+        fold = classifier_pipeline().fit(features[train], labels[train])
+        clean_scores.append(fold.score(features[test[~augmented[test]]], labels[test[~augmented[test]]]))
+        if augmented[test].any():
+            augmented_scores.append(fold.score(features[test[augmented[test]]], labels[test[augmented[test]]]))
+    pipeline = classifier_pipeline().fit(features, labels)
+    clean_labels = labels[~augmented]
+    return GenreClassifier(pipeline, float(np.mean(clean_scores)), float(np.std(clean_scores)),
+                           float(np.mean(augmented_scores)) if augmented_scores else float("nan"),
+                           cv.get_n_splits(), songs,
+                           {"pop": int((clean_labels == POP).sum()), "jazz": int((clean_labels == JAZZ).sum())},
+                           draws, long_term_spectrum(torch.cat(jazz_chunks), rep))
+
+
+def channel_robustness(classifier: GenreClassifier, pop_songs: Sequence[Path], jazz_songs: Sequence[Path],
+                       rep: Representation = Representation(), seed: int = 0) -> dict:
+    """How the judge's decisions on held-out songs move under each recording-channel change alone
+    (channel.CHANNEL_TESTS): {"clean_accuracy": fraction of clean chunks right, "chunks": {"pop": n, "jazz": n},
+    "changes": {name: {"pop_flipped", "jazz_flipped", "flipped": fractions of chunks whose class differs from
+    the clean chunk's, "accuracy"}}}. Raises AudioError when a song cannot be read."""
+    clean, changed = {}, {name: {} for name in CHANNEL_TESTS}
+    for name, label, paths in (("pop", POP, pop_songs), ("jazz", JAZZ, jazz_songs)):
+        rng = np.random.default_rng([seed, label])
+        audio = [load_audio(song, rep.sample_rate) for song in paths]
+        clean[name] = classifier.is_jazz(features_of(torch.cat([CLEAN.chunks(a, rep, rng) for a in audio]), rep))
+        for test, change in CHANNEL_TESTS.items():
+            changed[test][name] = classifier.is_jazz(features_of(torch.cat([change.chunks(a, rep, rng)
+                                                                            for a in audio]), rep))
+    truth = np.concatenate([np.zeros(len(clean["pop"]), bool), np.ones(len(clean["jazz"]), bool)])
+
+    def flipped(test: str, name: str) -> float:
+        return float(np.mean(changed[test][name] != clean[name])) if len(clean[name]) else float("nan")
+
+    return {"clean_accuracy": float(np.mean(np.concatenate([clean["pop"], clean["jazz"]]) == truth)),
+            "chunks": {name: len(value) for name, value in clean.items()},
+            "changes": {test: {"pop_flipped": flipped(test, "pop"), "jazz_flipped": flipped(test, "jazz"),
+                               "flipped": float(np.mean(np.concatenate([changed[test]["pop"], changed[test]["jazz"]])
+                                                        != np.concatenate([clean["pop"], clean["jazz"]]))),
+                               "accuracy": float(np.mean(np.concatenate([changed[test]["pop"],
+                                                                         changed[test]["jazz"]]) == truth))}
+                        for test in CHANNEL_TESTS}}
+
+
+def transfer_figures(classifier: GenreClassifier, features: np.ndarray) -> dict:
+    """{"jazz_rate": fraction of chunks classified jazz, "jazz_probability": mean P(jazz), "chunks": n}."""
+    return {"jazz_rate": float(classifier.is_jazz(features).mean()),
+            "jazz_probability": float(classifier.jazz_probability(features).mean()), "chunks": len(features)}
+
+
+class TransferRateLog:
+    """train.py --eval-every: the style transfer rate of generator_ab on the held-out pop chunks, per epoch.
+
+    The classifier is trained once, here, on the training songs, unless one is given; the pop baseline and the
+    EQ-to-jazz baseline (channel.eq_to_jazz) are measured once, for the curve to be read against. Each call runs
+    the generator on each pop_val chunk on its own (no cross-fading, no Griffin-Lim: features of the generated
+    magnitude, so figures differ a little from evaluate.py's) and rewrites `path` (CSV: FIELDS), keeping the
+    rows of earlier epochs so a resumed run continues its log, and its curves beside it (`path` with .png).
+    Raises ValueError / AudioError as train_genre_classifier does.
+    """
+
+    FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline", "eq_baseline")
+
+    def __init__(self, pop_train_songs: Sequence[Path], jazz_train_songs: Sequence[Path], pop_val: Sequence,
+                 path: Path, rep: Representation = Representation(), classifier: GenreClassifier | None = None):
+        self.rep, self.path = rep, Path(path)
+        self.classifier = classifier or train_genre_classifier(pop_train_songs, jazz_train_songs, rep,
+                                                               progress=True)
+        self.inputs = torch.from_numpy(np.stack([pop_val[index] for index in range(len(pop_val))]))
+        self.baseline = transfer_figures(self.classifier, features_of(self.inputs, rep))["jazz_rate"]
+        equalised = eq_to_jazz(self.inputs, self.classifier.jazz_spectrum_db, rep)
+        self.eq_baseline = transfer_figures(self.classifier, features_of(equalised, rep))["jazz_rate"]
+        tqdm.write(f"judge: {len(self.inputs)} held-out pop chunks, {self.baseline:.0%} classified jazz as they are, "
+                   f"{self.eq_baseline:.0%} after the EQ-to-jazz baseline (cross-validated accuracy "
+                   f"{self.classifier.cv_accuracy:.0%} clean, {self.classifier.cv_accuracy_augmented:.0%} through "
+                   f"random recording channels)")
+
+    def __call__(self, generator: torch.nn.Module, epoch: int) -> dict:
+        """Evaluate `generator` (left in the mode it was in) and log the row of `epoch`; returns the row."""
+        device, was_training = next(generator.parameters()).device, generator.training
+        generator.eval()
+        with torch.inference_mode():
+            outputs = torch.cat([generator(batch[:, None].to(device)).float()[:, 0].cpu()
+                                 for batch in self.inputs.split(4)])
+        generator.train(was_training)
+        figures = transfer_figures(self.classifier, features_of(outputs, self.rep))
+        similarity = np.mean([chroma_similarity(a, b, self.rep) for a, b in zip(self.inputs, outputs)])
+        row = {"epoch": epoch, "transfer_rate": figures["jazz_rate"], "jazz_probability": figures["jazz_probability"],
+               "chroma_similarity": float(similarity), "pop_baseline": self.baseline, "eq_baseline": self.eq_baseline}
+        rows = []
+        if self.path.is_file():
+            with open(self.path, newline="") as file:  # a log from before the EQ baseline: the run's own figure
+                rows = [{**old, "eq_baseline": old.get("eq_baseline") or self.eq_baseline}
+                        for old in csv.DictReader(file) if int(old["epoch"]) < epoch]
+        write_csv(self.path, [*rows, row], list(self.FIELDS))
+        save_curves([*rows, row], self.FIELDS[1:], self.path.with_suffix(".png"),
+                    "held-out pop chunks after conversion", "share / probability / similarity")
+        tqdm.write(f"epoch {epoch}: {figures['jazz_rate']:.0%} of held-out pop chunks classified jazz after "
+                   f"conversion (pop baseline {self.baseline:.0%}, EQ-to-jazz baseline {self.eq_baseline:.0%}, "
+                   f"mean P(jazz) {figures['jazz_probability']:.2f}), chroma similarity {similarity:.3f}")
+        return row
+
+
+CEILING_MIN = 0.8  # below this share of real jazz classified jazz, the judge cannot say what jazz is
+CHANNEL_WARNING = 0.25  # an EQ baseline this much above the pop baseline: the judge hears the channel
+ABOVE_CEILING = 0.1  # a conversion this much above the real jazz: it games the judge
+NO_JAZZ = "this figure cannot tell jazz from the recording sound of the training set"
+
+
+def verdicts(style_transfer: dict) -> list[dict]:
+    """What the transfer figures of evaluate.py may and may not be read as, in words: [{"text", "warning"}].
+
+    style_transfer: {"pop_baseline", "eq_baseline", "converted", "jazz_ceiling", optionally "smear_control":
+    {"jazz_rate", ...}} (see
+    evaluate.summarise). Warnings: a ceiling (real jazz classified jazz) under CEILING_MIN; a conversion that does
+    not beat the EQ-to-jazz baseline, or the pop smeared in time ("smear_control", when given); one more than
+    ABOVE_CEILING above the ceiling; an EQ baseline more than CHANNEL_WARNING above the pop baseline. Without a
+    warning, one line says what the figure does show.
+    """
+    ceiling, eq = style_transfer["jazz_ceiling"]["jazz_rate"], style_transfer["eq_baseline"]["jazz_rate"]
+    converted, pop = style_transfer["converted"]["jazz_rate"], style_transfer["pop_baseline"]["jazz_rate"]
+    found = []
+    if ceiling < CEILING_MIN:
+        found.append(f"The judge classifies only {ceiling:.0%} of the real jazz it was given as jazz (the ceiling, "
+                     f"under {CEILING_MIN:.0%}): {NO_JAZZ}.")
+    if converted <= eq:
+        found.append(f"The conversion ({converted:.0%} classified jazz) does not beat the EQ-to-jazz baseline "
+                     f"({eq:.0%}): as far as this judge hears, it does no more than an equaliser, and {NO_JAZZ}.")
+    if converted > ceiling + ABOVE_CEILING:
+        found.append(f"The conversion ({converted:.0%} classified jazz) scores above the real jazz ({ceiling:.0%}): "
+                     f"the generator has found something this judge listens for that real jazz has less of; read "
+                     f"its figure as an upper bound, not as more jazz than jazz.")
+    if "smear_control" in style_transfer and converted <= style_transfer["smear_control"]["jazz_rate"]:
+        found.append(f"The conversion ({converted:.0%} classified jazz) does not beat the pop smeared in time "
+                     f"({style_transfer['smear_control']['jazz_rate']:.0%}): as far as this judge hears, blur alone "
+                     f"would do as well.")
+    if eq > pop + CHANNEL_WARNING:
+        found.append(f"The EQ-to-jazz baseline alone moves pop from {pop:.0%} to {eq:.0%} classified jazz: the "
+                     f"judge hears the recording channel; read the conversion against the EQ baseline, not the "
+                     f"pop input.")
+    if found:
+        return [{"text": f"warning: {text}", "warning": True} for text in found]
+    return [{"text": f"The judge classifies {ceiling:.0%} of the real jazz it was given as jazz, and the conversion "
+                     f"({converted:.0%}) beats both the pop input ({pop:.0%}) and the EQ-to-jazz baseline ({eq:.0%}): "
+                     f"it changes more than the recording channel, as far as this judge hears.", "warning": False}]
