@@ -25,7 +25,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from spectrogram import AUDIO_FORMATS, SAMPLE_RATE, AudioError, soundfile_path
+from audio_files import AUDIO_FORMATS, AudioError, soundfile_path
+from spectrogram import SAMPLE_RATE
 
 MADE_BY = "pop2jazz"  # the mark in the comment of every audio file the tools write
 
