@@ -73,11 +73,18 @@ def test_opus_in_webm_is_read(gtzan_mini, tmp_path):
 
 
 @needs_ffmpeg
-def test_convert_py_converts_an_m4a_to_its_length(m4a, tmp_path):
+def test_convert_py_converts_an_m4a_at_its_own_rate_and_length(m4a, tmp_path, capsys):
     output = tmp_path / "song_jazz.wav"
     assert convert.main([str(m4a), "-o", str(output), "--checkpoint", str(TINY_RUN_FIXTURE),
                          "--griffin-lim-iters", "2"]) == 0
-    assert abs(sf.info(str(output)).duration - SECONDS) < 0.025
+    info = sf.info(str(output))
+    assert (info.samplerate, info.channels) == (44100, 2)
+    assert abs(info.duration - SECONDS) < 0.025
+    assert f"{m4a} -> {output}: 8.0 s at 44100 Hz stereo" in capsys.readouterr().out
+    assert convert.main([str(m4a), "-o", str(tmp_path / "mono.wav"), "--checkpoint", str(TINY_RUN_FIXTURE),
+                         "--griffin-lim-iters", "2", "--mono"]) == 0
+    assert sf.info(str(tmp_path / "mono.wav")).samplerate == 22050
+    assert abs(sf.info(str(tmp_path / "mono.wav")).duration - SECONDS) < 0.025
 
 
 @needs_ffmpeg
