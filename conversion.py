@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from audio_files import audio_info, open_audio
-from full_quality import FullQualityMix
+from full_quality import FullQualityMix, resample_blocks
 from outputs import audio_bytes, write_audio_blocks
 from spectrogram import (Representation, audio_samples, griffin_lim, image_to_magnitude, magnitude_to_image,
                          read_audio_blocks, stft)
@@ -113,10 +113,12 @@ def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
 
 
 def output_layout(song: Path, rep: Representation, mono: bool = False) -> tuple[int, int]:
-    """(sample_rate in Hz, channels) of `song`'s conversion: the song's own (its header's), or the model's
-    (rep.sample_rate, 1) with `mono` or when the header cannot be read (reading it then says why)."""
+    """(sample_rate in Hz, channels) of `song`'s conversion: the song's own (its header's), but at least the model's
+    rate (an 8 kHz song written at 8 kHz would lose what the model makes above 4 kHz); the model's (rep.sample_rate,
+    1) with `mono` or when the header cannot be read (reading it then says why)."""
     info = audio_info(song)
-    return (rep.sample_rate, 1) if mono or info is None else (info.sample_rate, info.channels)
+    return (rep.sample_rate, 1) if mono or info is None else \
+        (max(info.sample_rate, rep.sample_rate), info.channels)
 
 
 def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
@@ -159,11 +161,12 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
         return read / rep.sample_rate, gain
 
     mix = FullQualityMix(sample_rate, channels, rep, keep_high_band)
+    info, source = open_audio(song)
 
     def mids():
         nonlocal read
-        for block in open_audio(song)[1]:
-            read += len(block)
+        for block in resample_blocks(source, info.sample_rate, sample_rate, channels):  # a song below the model's
+            read += len(block)                                                           # rate is brought up to it
             yield mix.push_source(block)
         yield mix.finish_source()
 

@@ -11,14 +11,14 @@ Any length, any format libsndfile reads (wav, flac, ogg, opus, mp3, aiff, ...) a
 ffmpeg reads (.m4a AAC or ALAC, .webm Opus, .wma, ...). The model hears the song mono at the sample rate it was
 trained with (22050 Hz: 0-11 kHz): the song's spectrogram is cut into overlapping 512-frame windows, each goes
 through the generator, and the windows are cross-faded back together; the audio is rebuilt by Griffin-Lim starting
-from the song's own phase. The output is at the song's own sample rate and channel count: the converted mid
-(L+R)/2, resampled back, plus the song's own high band above the model's (--no-keep-high-band leaves it out) and
-its side signal (L-R)/2, both at the level the conversion gave the mid (full_quality.py); --mono writes the
-model's mono 22050 Hz instead, and a song that is mono at 22050 Hz gets exactly that either way. It is exactly as
-long as the input, peak-normalised below full scale when it would clip, in the format of its extension (16-bit WAV,
-FLAC, Ogg Vorbis, MP3, ...), and it says in its metadata that convert.py made it, from which song and checkpoint:
-convert.py and audio_preprocessing.py then never take it for a song of yours. Songs are streamed (conversion.py):
-memory stays the same for a 3-minute song and for an hour-long one.
+from the song's own phase. The output is at the song's own sample rate (at least 22050 Hz) and channel count:
+the converted mid (L+R)/2, resampled back, plus the song's own high band above the model's (--no-keep-high-band
+leaves it out) and its side signal (L-R)/2, both at the level the conversion gave the mid (full_quality.py);
+--mono writes the model's mono 22050 Hz instead, and a song that is mono at 22050 Hz gets exactly that either
+way. It is exactly as long as the input, peak-normalised below full scale when it would clip, in the format of
+its extension (16-bit WAV, FLAC, Ogg Vorbis, MP3, ...), and it says in its metadata that convert.py made it, from
+which song and checkpoint: convert.py and audio_preprocessing.py then never take it for a song of yours. Songs are
+streamed (conversion.py): memory stays the same for a 3-minute song and for an hour-long one.
 
 The checkpoint is the run's (--name, default pop2jazz: checkpoints/pop2jazz/latest.pt) or --checkpoint's; without
 either, the bundled model pretrained/pop2jazz.pt, trained on CPU on 14 GTZAN clips (pretrained/README.md). With no

@@ -162,3 +162,14 @@ def test_the_full_quality_path_streams(song, bundled):
         assert output.shape == long.shape
         buffered.append(mix.max_buffered)
     assert max(buffered) < 60 * RATE  # measured 41.6 s and 47.6 s: the read blocks fall on windows differently
+
+
+def test_a_song_below_the_models_rate_is_written_at_the_models_rate(gtzan_mini, tmp_path):
+    a, b = (load_audio(gtzan_mini / "pop" / f"pop.0000{index}.wav", 11025)[: 8 * 11025] for index in (0, 1))
+    song = write_wav(tmp_path / "low.wav", np.stack([a, b], axis=1), 11025, "FLOAT")  # 11025 Hz stereo
+    output = tmp_path / "low_jazz.wav"
+    seconds, gain = convert_file(IdentityGenerator(), song, output, REP)
+    written, rate = sf.read(str(output), dtype="float32")
+    assert rate == 22050 and written.shape == (16 * 11025, 2) and seconds == pytest.approx(8.0)
+    expected = gain * soxr.resample(np.stack([a, b], axis=1), 11025, 22050, quality="VHQ")  # gain: below clipping
+    assert 10 * np.log10(np.sum((written - expected) ** 2) / np.sum(expected**2)) < NULL_DB
