@@ -112,11 +112,11 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
     job_args = argparse.Namespace(songs=[song], output=output_path_for(song, direction, "wav", folder),
                                   output_dir=None, format="wav", direction=direction, allow_converted=allow_converted,
                                   overwrite=False, plot=True, griffin_lim_iters=args.griffin_lim_iters, overlap=OVERLAP,
-                                  batch_size=BATCH_SIZE, bf16=False)
+                                  batch_size=BATCH_SIZE, bf16=False, mono=False, keep_high_band=True)
     try:
         report(0.0, desc="loading the model")
         loaded = load_model(Path(model), direction, args.device)
-        jobs, errors = plan(job_args, loaded.rep.sample_rate)
+        jobs, errors = plan(job_args, loaded.rep)
         if errors or not jobs:
             raise ValueError(errors[0] if errors else f"{song}: nothing to convert")
         job = jobs[0]
@@ -127,7 +127,7 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         picture = plot_conversion(job, loaded.rep, direction)
     except (ValueError, OSError) as error:  # AudioError, CheckpointError, OutputError, FileNotFoundError ...
         return status([shown(str(error).splitlines()[0], [song, folder])], True), None, None, None
-    lines = [f"using {loaded.description}", converted.summary(job, loaded.rep),
+    lines = [f"using {loaded.description}", converted.summary(job),
              *(f"warning: {warning}" for warning in converted.warnings)]
     return status([shown(line, [song, job.output]) for line in lines]), str(job.output), str(picture), str(job.output)
 

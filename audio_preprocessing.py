@@ -3,13 +3,14 @@
     uv run audio_preprocessing.py                      # data/pop, data/jazz -> data/{pop,jazz}_{train,val}/
     uv run audio_preprocessing.py --pop ~/gtzan/pop --jazz ~/gtzan/jazz --workers 4
 
-Each song (any format libsndfile reads, any sample rate, any channel count) becomes mono 22050 Hz audio, then an
-STFT log-magnitude image (spectrogram.py), cut into chunks of 512 frames (5.94 s) saved as float16 .npy files of
-shape [512, 512]. A song's tail shorter than a chunk is dropped; a song shorter than one chunk is skipped with a
-warning. Files the tools wrote themselves (convert.py outputs, training samples) are skipped with a warning, so
-the model never trains on its own output; every other file is counted as skipped (named with -v). Whole songs
-(not chunks) are held out for validation, so samples and evaluation use songs the model never saw. Each output
-folder gets a representation.json with the spectrogram parameters and the songs it holds.
+Each song (any format libsndfile reads, and through ffmpeg .m4a, .webm, .wma, ...; any sample rate, any channel
+count) becomes mono 22050 Hz audio, then an STFT log-magnitude image (spectrogram.py), cut into chunks of 512
+frames (5.94 s) saved as float16 .npy files of shape [512, 512]. A song's tail shorter than a chunk is dropped; a
+song shorter than one chunk is skipped with a warning. Files the tools wrote themselves (convert.py outputs,
+training samples) are skipped with a warning, so the model never trains on its own output; every other file is
+counted as skipped (named with -v). Whole songs (not chunks) are held out for validation, so samples and
+evaluation use songs the model never saw. Each output folder gets a representation.json with the spectrogram
+parameters and the songs it holds.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio_files import audio_info, open_audio
+from full_quality import FullQualityMix, resample_blocks
 from outputs import audio_bytes, write_audio_blocks
 from spectrogram import (Representation, audio_samples, griffin_lim, image_to_magnitude, magnitude_to_image,
                          read_audio_blocks, stft)
@@ -110,39 +112,74 @@ def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     return result[: len(audio)].cpu().numpy()
 
 
+def output_layout(song: Path, rep: Representation, mono: bool = False) -> tuple[int, int]:
+    """(sample_rate in Hz, channels) of `song`'s conversion: the song's own (its header's), but at least the model's
+    rate (an 8 kHz song written at 8 kHz would lose what the model makes above 4 kHz); the model's (rep.sample_rate,
+    1) with `mono` or when the header cannot be read (reading it then says why)."""
+    info = audio_info(song)
+    return (rep.sample_rate, 1) if mono or info is None else \
+        (max(info.sample_rate, rep.sample_rate), info.channels)
+
+
 def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
                  overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False,
-                 provenance: dict | None = None) -> tuple[float, float]:
+                 provenance: dict | None = None, mono: bool = False, keep_high_band: bool = True
+                 ) -> tuple[float, float]:
     """Convert the audio file `song` into `output`, streaming: (seconds of audio, gain applied).
 
-    The file convert_audio(load_audio(song)) and write_audio would give, in memory that does not grow with the
-    song: read in blocks, converted by convert_stream, written through temporary files renamed into place, in
-    the format of `output`'s extension (16-bit WAV for .wav), stamped with `provenance` and the input's name.
-    Raises AudioError as read_audio_blocks does, OutputFormatError for an extension it cannot write and
-    OutputError when `output` cannot be written; either way no output file is left. bf16: autocast on the CPU
-    too (see run_generator).
+    At `output_layout`'s sample rate and channels. Mono at the model's rate (`mono`, or a song that is mono at
+    rep.sample_rate already): the file convert_audio(load_audio(song)) and write_audio would give. Otherwise at
+    the song's own rate and channels: its mid converted so, its high band (unless not `keep_high_band`) and side
+    signals given back by full_quality.FullQualityMix. Either way in memory that does not grow with the song: read
+    in blocks, converted by convert_stream, written through temporary files renamed into place, in the format of
+    `output`'s extension (16-bit WAV for .wav), stamped with `provenance` and the input's name. Raises AudioError
+    as read_audio_blocks does, OutputFormatError for an extension it cannot write and OutputError when `output`
+    cannot be written; either way no output file is left. bf16: autocast on the CPU too (see run_generator).
     """
-    read, samples = 0, audio_samples(song, rep.sample_rate)
-
-    def blocks():
-        nonlocal read
-        for block in read_audio_blocks(song, rep.sample_rate):
-            read += len(block)
-            yield block
+    sample_rate, channels = output_layout(song, rep, mono)
+    read, samples = 0, audio_samples(song, sample_rate)
+    device = next(generator.parameters()).device
 
     def counted(converted):
         # converted seconds of the header's length: a fraction for the bar and the browser page's progress (app.py)
-        with tqdm(desc=Path(song).name, total=samples / rep.sample_rate, unit="s", disable=not progress,
+        with tqdm(desc=Path(song).name, total=samples / sample_rate, unit="s", disable=not progress,
                   bar_format="{desc}: {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]") as bar:
             for block in converted:
-                bar.update(min(len(block) / rep.sample_rate, bar.total - bar.n))  # the header may round the length
+                bar.update(min(len(block) / sample_rate, bar.total - bar.n))  # the header may round the length
                 yield block
 
-    device = next(generator.parameters()).device
-    converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
-    gain = write_audio_blocks(output, counted(converted), rep.sample_rate, {**(provenance or {}), "input": str(song)},
-                              size=audio_bytes(samples))
-    return read / rep.sample_rate, gain
+    if (sample_rate, channels) == (rep.sample_rate, 1):
+        def blocks():
+            nonlocal read
+            for block in read_audio_blocks(song, rep.sample_rate):
+                read += len(block)
+                yield block
+
+        converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
+        gain = write_audio_blocks(output, counted(converted), rep.sample_rate,
+                                  {**(provenance or {}), "input": str(song)}, size=audio_bytes(samples))
+        return read / rep.sample_rate, gain
+
+    mix = FullQualityMix(sample_rate, channels, rep, keep_high_band)
+    info, source = open_audio(song)
+
+    def mids():
+        nonlocal read
+        for block in resample_blocks(source, info.sample_rate, sample_rate, channels):  # a song below the model's
+            read += len(block)                                                           # rate is brought up to it
+            yield mix.push_source(block)
+        yield mix.finish_source()
+
+    def mixed():
+        for block in convert_stream(generator, mids(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16):
+            yield mix.push_converted(block)
+        yield mix.finish()
+
+    stamp = {**(provenance or {}), "input": str(song), "sample_rate": sample_rate, "channels": channels,
+             "high_band": "the song's" if keep_high_band else "none"}
+    gain = write_audio_blocks(output, counted(mixed()), sample_rate, stamp, size=audio_bytes(samples * channels),
+                              channels=channels)
+    return read / sample_rate, gain
 
 
 def griffin_lim_context(n_iter: int, rep: Representation = Representation()) -> int:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
-from conversion import convert_file
+from conversion import convert_file, output_layout
 from data import scan_folder
-from outputs import audio_bytes, audio_format, check_writable, provenance_of
+from outputs import audio_bytes, audio_format, channels_name, check_writable, provenance_of
 from plots import save_spectrograms
 from spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
@@ -117,13 +117,17 @@ class Converted:
     gain: float  # applied to keep it below full scale: 1.0 when none
     elapsed: float  # wall-clock seconds the conversion took
     warnings: list[str]  # e.g. a truncated input, used as far as it could be read
+    sample_rate: int  # of the output, Hz
+    channels: int  # of the output
 
-    def summary(self, job: Job, rep: Representation) -> str:
-        """One line: 'song -> output: 29.6 s at 22050 Hz in 4.1 s (7.2x real time)', with the gain when scaled."""
+    def summary(self, job: Job) -> str:
+        """One line: 'song -> output: 29.6 s at 22050 Hz in 4.1 s (7.2x real time)' (a mono output at the model's
+        rate; else '... at 44100 Hz stereo ...'), with the gain when scaled."""
         note = f", scaled by {self.gain:.2f} ({20 * np.log10(self.gain):.1f} dB) to avoid clipping" \
             if self.gain < 1.0 else ""
-        return (f"{job.song} -> {job.output}: {self.seconds:.1f} s at {rep.sample_rate} Hz in {self.elapsed:.1f} s "
-                f"({self.seconds / self.elapsed:.1f}x real time){note}")
+        layout = "" if self.channels == 1 else f" {channels_name(self.channels)}"
+        return (f"{job.song} -> {job.output}: {self.seconds:.1f} s at {self.sample_rate} Hz{layout} in "
+                f"{self.elapsed:.1f} s ({self.seconds / self.elapsed:.1f}x real time){note}")
 
 
 def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: argparse.Namespace, provenance: dict
@@ -131,30 +135,35 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: arg
     """Convert `job.song` into `job.output` with conversion.convert_file (streaming, atomic, stamped with
     `provenance`), with a progress bar over the song's seconds (tqdm, on stderr).
 
-    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size and bf16. Our warnings (a
-    truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the output is there
-    (check_output), AudioError when the song cannot be read, OutputError when the output cannot be written; no
-    output is left.
+    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size, bf16, mono and keep_high_band.
+    Our warnings (a truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the
+    output is there (check_output), AudioError when the song cannot be read, OutputError when the output cannot
+    be written; no output is left.
     """
     start = time.perf_counter()
     check_output(job.song, job.output, args.overwrite)
+    sample_rate, channels = output_layout(job.song, rep, args.mono)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         seconds, gain = convert_file(generator, job.song, job.output, rep, args.griffin_lim_iters, args.overlap,
-                                     args.batch_size, progress=True, bf16=args.bf16, provenance=provenance)
+                                     args.batch_size, progress=True, bf16=args.bf16, provenance=provenance,
+                                     mono=args.mono, keep_high_band=args.keep_high_band)
     ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
     for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
         if other not in ours:
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
-    return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours])
+    return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours],
+                     sample_rate, channels)
 
 
-def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[str]]:
+def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list[str]]:
     """The conversions to run and, per song that cannot be converted, an error line: (jobs, errors). Notes (what
     is skipped and why) are printed. Checks everything that can fail before any work: songs the tools wrote
     themselves (refused, or skipped in folders, unless --allow-converted), outputs that clash, exist or replace
-    an input, extensions libsndfile cannot write at `sample_rate`, and folders that cannot take the outputs.
-    args: convert.py's options songs, output, output_dir, format, direction, allow_converted, overwrite, plot.
+    an input, extensions libsndfile cannot write at the output's sample rate and channels (conversion.output_layout
+    with the model's `rep`), and folders that cannot take the outputs.
+    args: convert.py's options songs, output, output_dir, format, direction, allow_converted, overwrite, plot,
+    mono.
 
     Raises ValueError / OutputFormatError / OutputError / FileNotFoundError for what stops every conversion.
     """
@@ -192,11 +201,14 @@ def plan(args: argparse.Namespace, sample_rate: int) -> tuple[list[Job], list[st
         errors += [f"{job.output.with_suffix('.png')} exists: pass --overwrite to replace it, or leave out --plot"
                    for job in taken]
         kept = [job for job in kept if job not in taken]
+    layouts = {job.song: output_layout(job.song, rep, args.mono) for job in kept}  # (sample_rate, channels)
     for job in kept:
-        audio_format(job.output, sample_rate)
+        audio_format(job.output, *layouts[job.song])
     needs: dict[Path, int] = {}
     for job in kept:
-        needs[job.output.parent] = needs.get(job.output.parent, 0) + audio_bytes(audio_samples(job.song, sample_rate))
+        sample_rate, channels = layouts[job.song]
+        needs[job.output.parent] = needs.get(job.output.parent, 0) + \
+            audio_bytes(audio_samples(job.song, sample_rate) * channels)
     for folder, size in needs.items():
         check_writable(folder, size, "pass -o or --output-dir with a writable place")
     for note in notes:

@@ -2,14 +2,20 @@
 
     uv run convert.py                               # the bundled example -> samples/example_jazz.wav and .png
     uv run convert.py song.wav                      # -> song_jazz.wav beside it, with checkpoints/pop2jazz/latest.pt
-    uv run convert.py song.flac -o out/jazzy.flac --griffin-lim-iters 64
+    uv run convert.py song.m4a -o out/jazzy.flac --griffin-lim-iters 64   # .m4a, .webm, .wma: through ffmpeg
     uv run convert.py music/ --output-dir jazzed/ --format flac   # every song below music/, sub-folders mirrored
     uv run convert.py jazz.wav --direction jazz2pop --name demo   # the run trained with train.py --name demo
+    uv run convert.py song.mp3 --mono                # mono at the model's 22050 Hz, as before full quality
 
-Any length, any format libsndfile reads. The song's spectrogram is cut into overlapping 512-frame windows, each
-goes through the generator, and the windows are cross-faded back together; the audio is rebuilt by Griffin-Lim
-starting from the song's own phase. The output is mono at the sample rate the checkpoint was trained with (22050 Hz
-by default), exactly as long as the input, peak-normalised below full scale when it would clip, in the format of
+Any length, any format libsndfile reads (wav, flac, ogg, opus, mp3, aiff, ...) and, when ffmpeg is installed, what
+ffmpeg reads (.m4a AAC or ALAC, .webm Opus, .wma, ...). The model hears the song mono at the sample rate it was
+trained with (22050 Hz: 0-11 kHz): the song's spectrogram is cut into overlapping 512-frame windows, each goes
+through the generator, and the windows are cross-faded back together; the audio is rebuilt by Griffin-Lim starting
+from the song's own phase. The output is at the song's own sample rate (at least 22050 Hz) and channel count:
+the converted mid (L+R)/2, resampled back, plus the song's own high band above the model's (--no-keep-high-band
+leaves it out) and its side signal (L-R)/2, both at the level the conversion gave the mid (full_quality.py);
+--mono writes the model's mono 22050 Hz instead, and a song that is mono at 22050 Hz gets exactly that either
+way. It is exactly as long as the input, peak-normalised below full scale when it would clip, in the format of
 its extension (16-bit WAV, FLAC, Ogg Vorbis, MP3, ...), and it says in its metadata that convert.py made it, from
 which song and checkpoint: convert.py and audio_preprocessing.py then never take it for a song of yours. Songs are
 streamed (conversion.py): memory stays the same for a 3-minute song and for an hour-long one.
@@ -61,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
+    add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz), as before full "
+        "quality: the channels averaged, nothing above 11 kHz (default: the song's own sample rate and channels)")
+    add("--keep-high-band", action=argparse.BooleanOptionalAction, default=True, help="keep the song's own sound "
+        "above the model's band (10-22 kHz at 44.1 kHz), at the converted band's level; --no-keep-high-band "
+        "leaves it out, as the model's 22050 Hz would (default: kept)")
     add("--overwrite", action="store_true", help="replace existing output files")
     add("--plot", action="store_true", help="also write <output>.png: the spectrograms of the song and of its "
         "conversion (their first 30 s), one above the other (always on for the bundled example)")
@@ -88,7 +99,7 @@ def convert(args: argparse.Namespace) -> int:
     model = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
     rep = model.rep
     print(f"using {model.description}")
-    jobs, errors = plan(args, rep.sample_rate)
+    jobs, errors = plan(args, rep)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     generator = torch.compile(model.generator, dynamic=True) if args.compile and jobs else model.generator  # any batch
@@ -103,7 +114,7 @@ def convert(args: argparse.Namespace) -> int:
             continue
         for warning in converted.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        print(converted.summary(job, rep))
+        print(converted.summary(job))
         if args.plot:
             print(f"spectrograms before and after: {plot_conversion(job, rep, args.direction)}")
     return 1 if failed else 0

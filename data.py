@@ -19,7 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from outputs import atomic_write_bytes
-from spectrogram import AUDIO_EXTENSIONS, Representation, audio_to_image, load_audio, split_chunks
+from audio_files import AUDIO_EXTENSIONS
+from spectrogram import Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
 EXAMPLE_SONG = Path(__file__).resolve().parent / "examples" / "lets_go_fishin_excerpt.ogg"  # CC BY 3.0, see there
@@ -85,9 +86,10 @@ def example_clips() -> Path:
 
 @dataclasses.dataclass
 class FolderScan:
-    """What `scan_folder` found: `audio` (files with an extension libsndfile reads, each real file once, sorted
-    by path), `other` (every other file, and links that lead nowhere) and `repeated_folders` (links to a folder
-    searched already: a loop, such as a link to its own parent, or a second way into one folder)."""
+    """What `scan_folder` found: `audio` (files with an extension of audio libsndfile or ffmpeg reads, each real
+    file once, sorted by path), `other` (every other file, and links that lead nowhere) and `repeated_folders`
+    (links to a folder searched already: a loop, such as a link to its own parent, or a second way into one
+    folder)."""
 
     audio: list[Path]
     other: list[Path]
@@ -100,8 +102,8 @@ class FolderScan:
                  f"its songs are read once" for link in self.repeated_folders]
         if self.other:
             names = f": {', '.join(map(str, self.other))}" if verbose else " (-v names them)"
-            notes.append(f"note: {len(self.other)} other file(s) in {folder} are not audio libsndfile reads, "
-                         f"skipped{names}")
+            notes.append(f"note: {len(self.other)} other file(s) in {folder} are not audio libsndfile or ffmpeg "
+                         f"reads, skipped{names}")
         return notes
 
 
@@ -136,8 +138,8 @@ def scan_folder(folder: Path) -> FolderScan:
                 (audio if path.suffix.lower() in AUDIO_EXTENSIONS else other).append(path)
     if not audio:
         found = f" (only {len(other)} other files, such as {other[0].name})" if other else ""
-        raise FileNotFoundError(f"{folder} holds no audio files{found}: put your songs there in a format libsndfile "
-                                f"reads (wav, flac, ogg, mp3, aiff, caf, ...)")
+        raise FileNotFoundError(f"{folder} holds no audio files{found}: put your songs there in an audio format "
+                                f"(wav, flac, ogg, mp3, m4a, opus, aiff, ...)")
     return FolderScan(sorted(audio), sorted(other), repeated)
 
 

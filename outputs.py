@@ -25,7 +25,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from spectrogram import AUDIO_FORMATS, SAMPLE_RATE, AudioError, soundfile_path
+from audio_files import AUDIO_FORMATS, AudioError, soundfile_path
+from spectrogram import SAMPLE_RATE
 
 MADE_BY = "pop2jazz"  # the mark in the comment of every audio file the tools write
 
@@ -183,16 +184,17 @@ def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
 # audio files
 
 @functools.lru_cache
-def _can_write(form: str, subtype: str, sample_rate: int) -> bool:
-    """Whether libsndfile writes `form` / `subtype` at `sample_rate` with the provenance comment: tried in memory.
+def _can_write(form: str, subtype: str, sample_rate: int, channels: int = 1) -> bool:
+    """Whether libsndfile writes `form` / `subtype` at `sample_rate` with `channels` and the provenance comment:
+    tried in memory.
     Sound Designer II is not tried: off a Mac, libsndfile writes its resource fork to a '._' file beside it (for
     a file in memory, in the working folder), and it holds no text anyway."""
     if form == "SD2":
         return False
     try:
-        with sf.SoundFile(io.BytesIO(), "w", sample_rate, 1, subtype, format=form) as file:
+        with sf.SoundFile(io.BytesIO(), "w", sample_rate, channels, subtype, format=form) as file:
             file.comment = MADE_BY
-            file.write(np.zeros(64, np.float32))
+            file.write(np.zeros((64, channels), np.float32))
         return True
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         return False
@@ -205,30 +207,39 @@ def _subtype(extension: str) -> str:
     return "PCM_16" if sf.check_format(form, "PCM_16") else sf.default_subtype(form)
 
 
-def writable_extensions(sample_rate: int = SAMPLE_RATE) -> list[str]:
-    """Extensions (no dot) of the audio formats the tools can write at `sample_rate`, provenance included."""
+def writable_extensions(sample_rate: int = SAMPLE_RATE, channels: int = 1) -> list[str]:
+    """Extensions (no dot) of the audio formats the tools can write at `sample_rate` with `channels`, provenance
+    included."""
     return [extension for extension, form in AUDIO_FORMATS.items()
-            if _can_write(form, _subtype(extension), sample_rate)]
+            if _can_write(form, _subtype(extension), sample_rate, channels)]
 
 
-def audio_format(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[str, str]:
+def channels_name(channels: int) -> str:
+    """'mono', 'stereo' or '6 channels'."""
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+def audio_format(path: Path, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> tuple[str, str]:
     """(libsndfile format, subtype) that `path`'s extension asks for: 16-bit PCM where the format has it, else its
     default (Vorbis for .ogg, MPEG layer III for .mp3).
 
-    Raises OutputFormatError naming the path and the extensions that work when libsndfile cannot write it (or
-    cannot store the provenance comment in it: au, w64 and most others hold no text).
+    Raises OutputFormatError naming the path and the extensions that work when libsndfile cannot write it at
+    `sample_rate` Hz with `channels` (MP3 stops at 48 kHz and 2 channels) or cannot store the provenance comment
+    in it (au, w64 and most others hold no text).
     """
     extension = Path(path).suffix.lower().removeprefix(".")
     form = AUDIO_FORMATS.get(extension)
-    if form is None or not _can_write(form, _subtype(extension), sample_rate):
-        raise OutputFormatError(f"{path}: cannot write .{extension or '(no extension)'} audio at {sample_rate} Hz; "
-                                f"use one of .{', .'.join(writable_extensions(sample_rate))}")
+    if form is None or not _can_write(form, _subtype(extension), sample_rate, channels):
+        layout = "" if channels == 1 else f" {channels_name(channels)}"
+        raise OutputFormatError(f"{path}: cannot write .{extension or '(no extension)'}{layout} audio at "
+                                f"{sample_rate} Hz; use one of "
+                                f".{', .'.join(writable_extensions(sample_rate, channels))}")
     return form, _subtype(extension)
 
 
 def audio_bytes(samples: int) -> int:
-    """About the bytes `write_audio_blocks` needs for `samples` mono samples: the 16-bit file (an upper bound for
-    the compressed formats) and the float32 copy it keeps meanwhile."""
+    """About the bytes `write_audio_blocks` needs for `samples` samples (all channels together): the 16-bit file
+    (an upper bound for the compressed formats) and the float32 copy it keeps meanwhile."""
     return samples * (4 + 2) + 4096
 
 
@@ -257,8 +268,10 @@ def write_audio(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, 
 
 
 def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, provenance: dict,
-                       peak: float = 0.99, block_samples: int = 1 << 18, size: int | None = None) -> float:
-    """`write_audio` for audio that arrives in blocks ([samples] each), never holding the whole signal.
+                       peak: float = 0.99, block_samples: int = 1 << 18, size: int | None = None,
+                       channels: int = 1) -> float:
+    """`write_audio` for audio that arrives in blocks ([samples] each; [samples, channels] when `channels` > 1),
+    never holding the whole signal. The peak is the loudest sample of any channel.
 
     The gain is known only after the last block, so the blocks go to a float32 temporary file first and a
     second pass writes the scaled file (16-bit PCM, or the format's own coding), renamed into place; a failure
@@ -267,7 +280,7 @@ def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: in
     extension it cannot write and OutputError when the file cannot be written.
     """
     path = Path(path)
-    form, subtype = audio_format(path, sample_rate)
+    form, subtype = audio_format(path, sample_rate, channels)
     with atomic_file(path, size) as target, _temporary(path, ".f32", size) as (_, floats):
         loudest = 0.0
         for block in blocks:
@@ -279,9 +292,10 @@ def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: in
             floats.raise_error(path, size)  # a full disk stops the conversion at once, not at its end
         gain = (peak - 2.0**-15) / loudest if loudest > peak else 1.0  # room for 16-bit rounding
         floats.seek(0)
-        with sf.SoundFile(target, "w", sample_rate, 1, subtype, format=form) as sound:
+        with sf.SoundFile(target, "w", sample_rate, channels, subtype, format=form) as sound:
             sound.comment = json.dumps({"made_by": MADE_BY, **provenance}, sort_keys=True)  # ASCII: any name fits
             sound.software = f"{MADE_BY} {provenance.get('tool', '')}".strip()
-            while target.error is None and (data := floats.read(4 * block_samples)):
-                sound.write(np.frombuffer(data, np.float32) * gain)
+            while target.error is None and (data := floats.read(4 * channels * block_samples)):
+                samples = np.frombuffer(data, np.float32)
+                sound.write((samples if channels == 1 else samples.reshape(-1, channels)) * gain)
     return gain

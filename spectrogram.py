@@ -8,15 +8,14 @@ checkpoint), so conversion always inverts exactly what training saw.
 from __future__ import annotations
 
 import dataclasses
-import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
+
+from audio_files import AudioError, audio_info, open_audio  # noqa: F401 (AudioError: where the scripts import it)
 
 SAMPLE_RATE = 22050  # Hz
 N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin; images keep its first 512 bins (0 .. 11002 Hz)
@@ -24,19 +23,6 @@ HOP_LENGTH = 256  # 11.6 ms; 75 % overlap, what Griffin-Lim needs to converge we
 CHUNK_FRAMES = 512  # frames per image: 512 * 256 = 131072 samples = 5.94 s, "a 6-second chunk"
 DB_MIN = -100.0  # dB below a full-scale bin; quieter bins are clipped to this floor (-1 in the image)
 DB_MAX = 0.0  # dB of the loudest possible bin (|STFT| = sum of the window); maps to +1
-
-# file extensions of the formats libsndfile reads, beyond the format names themselves; RAW is left out: a headerless
-# file needs its rate and sample type given, so it cannot be read as a song
-EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "snd": "AU", "oga": "OGG", "opus": "OGG", "sph": "NIST",
-                     "mat": "MAT5", "iff": "SVX", "8svx": "SVX", "sf": "IRCAM"}
-AUDIO_FORMATS = {**{name.lower(): name for name in sf.available_formats() if name != "RAW"},
-                 **{alias: name for alias, name in EXTENSION_ALIASES.items() if name in sf.available_formats()}}
-AUDIO_EXTENSIONS = tuple(sorted(f".{extension}" for extension in AUDIO_FORMATS))  # what the folder scans take
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used; the message names the file and says why."""
-
 
 @dataclasses.dataclass(frozen=True)
 class Representation:
@@ -97,65 +83,36 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     return frames
 
 
-def soundfile_path(path: Path) -> str | bytes:
-    """`path` as soundfile should get it: bytes on POSIX, so a name that is not valid UTF-8 (Latin-1 'caf\\xe9.wav',
-    held by Python as a surrogate escape) reaches libsndfile as the bytes on disk; soundfile encodes a str strictly
-    and fails on it. Windows names are Unicode: a str there."""
-    return str(path) if os.name == "nt" else os.fsencode(path)
-
-
 def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples: int = 1 << 18
                       ) -> Iterator[np.ndarray]:
-    """Read any file soundfile reads as mono float32 blocks at `sample_rate` Hz, one block in memory at a time.
+    """Read any audio file (audio_files.open_audio: libsndfile, else ffmpeg) as mono float32 blocks at
+    `sample_rate` Hz, one block in memory at a time.
 
     Blocks hold about `block_samples` samples of the file ([samples] each; the last is shorter); they concatenate
     to what `load_audio` returns. Channels are averaged; other rates are resampled with soxr's streaming
     resampler (VHQ), whose output equals its one-shot resampler's. Values as stored (an integer file's full
-    scale is +-1.0). Raises AudioError naming the file when it is missing, empty, unreadable, has no frames or
-    holds non-finite samples (possibly after earlier blocks were yielded).
+    scale is +-1.0). Raises AudioError naming the file when it is missing, empty, unreadable (when it needs
+    ffmpeg and ffmpeg is missing: the line that installs it), has no frames or holds non-finite samples
+    (possibly after earlier blocks were yielded).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    if path.name.startswith("._"):
-        raise AudioError(f"{path}: a macOS metadata sidecar ('._' file), not audio")
-    try:
-        with sf.SoundFile(soundfile_path(path)) as file:
-            extra_info, file_rate = file.extra_info, file.samplerate
-            resampler = None if file_rate == sample_rate else \
-                soxr.ResampleStream(file_rate, sample_rate, 1, dtype="float32", quality="VHQ")
-            read = 0
-            for block in file.blocks(block_samples, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
-                    raise AudioError(f"{path}: holds NaN or infinite samples")
-                read += block.shape[0]
-                mono = block.mean(axis=1, dtype=np.float32)
-                yield mono if resampler is None else resampler.resample_chunk(mono)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from error
-    if read == 0:
-        raise AudioError(f"{path}: holds no audio frames")
-    if "should be" in extra_info:  # libsndfile's note when a header promises more data than the file holds
-        warnings.warn(f"{path}: truncated or damaged file (the header promises more audio than is there); "
-                      f"using the {read / max(file_rate, 1):.2f} s that could be read")
+    info, blocks = open_audio(path, block_samples)
+    resampler = None if info.sample_rate == sample_rate else \
+        soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="VHQ")
+    for block in blocks:
+        mono = block.mean(axis=1, dtype=np.float32)
+        yield mono if resampler is None else resampler.resample_chunk(mono)
     if resampler is not None:
         yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def audio_samples(path: Path, sample_rate: int = SAMPLE_RATE) -> int:
     """Samples a file holds once read at `sample_rate`, from its header (0 when it cannot be read)."""
-    try:
-        return round(sf.info(soundfile_path(path)).duration * sample_rate)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        return 0
+    info = audio_info(path)
+    return 0 if info is None else round(info.frames / info.sample_rate * sample_rate)
 
 
 def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read any file soundfile reads as mono float32 at `sample_rate` Hz: shape [samples].
+    """Read any audio file (libsndfile, else ffmpeg) as mono float32 at `sample_rate` Hz: shape [samples].
 
     The concatenated `read_audio_blocks`; raises AudioError as it does.
     """

@@ -125,15 +125,17 @@ def test_upload_convert_and_the_output_plays_as_long_as_the_input(app_server, pa
     before = audio_duration(page, "song", "tone.wav")
     page.get_by_role("button", name="Convert").click()
     after = audio_duration(page, "converted", "tone_jazz.wav")
-    assert before == pytest.approx(3.0, abs=1e-3) and after == pytest.approx(before, abs=1e-3)  # 1 ms: 22 samples
+    assert before == pytest.approx(3.0, abs=1e-3) and after == pytest.approx(before, abs=1e-3)  # 1 ms: 44 samples
     status = page.locator("#status").inner_text()
-    assert "using checkpoints/tiny/latest.pt" in status and "tone.wav -> tone_jazz.wav: 3.0 s at 22050 Hz" in status
+    assert "using checkpoints/tiny/latest.pt" in status
+    assert "tone.wav -> tone_jazz.wav: 3.0 s at 44100 Hz stereo" in status
     assert page.locator("#spectrograms img").evaluate("image => image.complete && image.naturalWidth") > 500
     with page.expect_download() as download:
         page.locator("#download").click()
     assert download.value.suggested_filename == "tone_jazz.wav"
     download.value.save_as(tmp_path / "downloaded.wav")
-    assert sf.info(str(tmp_path / "downloaded.wav")).frames == 66150  # 3 s at 22050 Hz
+    info = sf.info(str(tmp_path / "downloaded.wav"))
+    assert (info.frames, info.samplerate, info.channels) == (132300, 44100, 2)  # 3 s, as the song: 44.1 kHz stereo
     assert screenshot(page, "app_converted").stat().st_size > 50_000
 
 

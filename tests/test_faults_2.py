@@ -76,16 +76,17 @@ def test_every_format_libsndfile_reads_is_used_and_other_files_are_counted(tmp_p
     for name, form in (("a.wav", "WAV"), ("b.wav", "WAV"), ("c.caf", "CAF"), ("d.w64", "W64"), ("e.rf64", "RF64")):
         pop.mkdir(exist_ok=True)
         sf.write(str(pop / name), audio, 22050, format=form, subtype="PCM_16")
-    (pop / "f.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00")  # 16 bytes, not audio to libsndfile
+    (pop / "f.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")  # a cover; an .m4a is a song (test_decoding)
     assert preprocess(pop, jazz, tmp_path / "out") == 0
     output = capsys.readouterr().out
     assert songs_listed(tmp_path / "out" / "pop_train") == ["a.wav", "b.wav", "c.caf", "d.w64", "e.rf64"]
-    assert f"note: 1 other file(s) in {pop} are not audio libsndfile reads, skipped (-v names them)" in output
-    assert "f.m4a" not in output
+    assert f"note: 1 other file(s) in {pop} are not audio libsndfile or ffmpeg reads, skipped (-v names them)" \
+        in output
+    assert "f.jpg" not in output
     row = next(line.split() for line in output.splitlines() if line.startswith("pop "))
     assert row[1:6] == ["5", "0", "0", "0", "1"]  # read, skipped, short, ours, other
     assert preprocess(pop, jazz, tmp_path / "out", "-v") == 0
-    assert f"skipped: {pop / 'f.m4a'}" in capsys.readouterr().out
+    assert f"skipped: {pop / 'f.jpg'}" in capsys.readouterr().out
 
 
 # 2. file names that are not valid UTF-8, and other odd names

@@ -92,7 +92,7 @@ def test_convert_file_writes_what_convert_audio_gives(generator, song, tmp_path)
     samples_44k = np.repeat(song[:200_000], 2)  # a stereo 44.1 kHz file, to be mixed down and resampled
     path = write_wav(tmp_path / "song.wav", np.stack([samples_44k, 0.5 * samples_44k], axis=1), 44100, "FLOAT")
     output = tmp_path / "out" / "song_jazz.wav"
-    seconds, gain = convert_file(generator, path, output, REP, n_iter=4)
+    seconds, gain = convert_file(generator, path, output, REP, n_iter=4, mono=True)  # convert.py --mono
     audio = load_audio(path, REP.sample_rate)
     reference = convert_audio(generator, audio, REP, n_iter=4)
     written, rate = sf.read(output, dtype="float32")
