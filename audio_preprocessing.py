@@ -31,11 +31,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio_files import AudioError
 from data import LISTING, chunk_stems, scan_folder, write_listing
 from outputs import atomic_write_bytes, check_writable, provenance_of, writing
 from runtime import TERMINATION_SIGNALS, run_command
-from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, chunk_frames_for_seconds,
-                         load_audio, split_chunks)
+from spectrogram import (Representation, audio_samples, audio_to_image, chunk_frames_for_seconds, load_audio,
+                         split_chunks)
 
 
 def chunk_song(path: Path, rep: Representation) -> tuple[np.ndarray, float, list[str]]:

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import torch
 
+from audio_files import AudioError
 from checkpoint import DIRECTIONS
 from conversion_jobs import BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, plan, plot_conversion, run_job
 from data import EXAMPLE_SONG
 from outputs import provenance_of, writable_extensions
 from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import keep_freed_memory, pick_device, run_command
-from spectrogram import AudioError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -37,19 +37,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio_files import AudioError
+from channel import eq_to_jazz
 from checkpoint import generator_from, load_checkpoint
 from conversion import convert_magnitude
 from data import ChunkFolder, listed_songs, song_chunks
 from evaluation_report import write_report
-from channel import eq_to_jazz
 from judge import GenreClassifier, channel_robustness, features_of, train_genre_classifier, transfer_figures, verdicts
 from metrics import INVERSIONS, checkerboard_power, chroma_similarity, invert, inversion_quality, level_changes, \
     level_matched, time_smeared
 from outputs import audio_bytes, check_writable, write_audio
 from runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from runtime import pick_device, run_command
-from spectrogram import (AudioError, Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image,
-                         split_chunks)
+from spectrogram import Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image, split_chunks
 
 REPORT_BYTES = 1 << 20  # figures.json, report.md and a PNG per song and for the metrics, a generous bound each
 

@@ -15,7 +15,7 @@ import numpy as np
 import soxr
 import torch
 
-from audio_files import AudioError, audio_info, open_audio  # noqa: F401 (AudioError: where the scripts import it)
+from audio_files import audio_info, open_audio
 
 SAMPLE_RATE = 22050  # Hz
 N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin; images keep its first 512 bins (0 .. 11002 Hz)

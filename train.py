@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import runtime
+from audio_files import AudioError
 from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_generator, export_generators,
                         save_checkpoint)
 from data import ChunkFolder, DataError, UnpairedChunks, listed_songs
@@ -39,7 +40,7 @@ from outputs import check_writable
 from plots import write_loss_log
 from runs import (CHECKPOINTS, DEFAULT_RUN, GENERATORS_FILE, LATEST, SAMPLES, add_run_options, check_new_run, clear_run,
                   estimate_checkpoint_bytes, explicit_options, restore_parts, resume, training_state)
-from spectrogram import AudioError, Representation
+from spectrogram import Representation
 from train_outputs import run_details, sample_bytes, write_run_page, write_sample
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")

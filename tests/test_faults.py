@@ -24,12 +24,13 @@ import audio_preprocessing
 import convert
 import outputs
 import train
+from audio_files import AudioError
 from conftest import ROOT, sine, write_wav
 from checkpoint import load_checkpoint, save_checkpoint
 from conversion import convert_audio
 from data import ChunkFolder
 from outputs import write_audio
-from spectrogram import AudioError, Representation, audio_to_image, load_audio, spectral_convergence, stft
+from spectrogram import Representation, audio_to_image, load_audio, spectral_convergence, stft
 
 REP = Representation()
 RNG = np.random.default_rng(0)
