@@ -4,6 +4,7 @@ robustness on held-out songs, and the verdicts of evaluate.py's report."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 import torch
 
 import evaluate
-from channel import CLEAN, ChannelChange, eq_to_jazz, long_term_spectrum
-from data import ChunkFolder, listed_songs
+from channel import CHANNEL_TESTS, CLEAN, ChannelChange, eq_to_jazz, long_term_spectrum
+from conftest import ROOT
+from data import ChunkFolder, listed_songs, song_chunks
 from judge import NO_JAZZ, channel_robustness, features_of, train_genre_classifier, verdicts
 from metrics import chroma_similarity
 from spectrogram import Representation, load_audio
@@ -72,7 +74,7 @@ def test_noise_compression_codecs_and_reverb_are_what_they_say(song):
         decoded = ChannelChange(codec=codec, codec_quality=0.6).apply(song, REP, rng).double()
         assert decoded.shape == clean.shape  # the same length: the decoder's delay and padding trimmed
         low = slice(bin_of(100.0), bin_of(4000.0))
-        spectrum_change = 10 * np.log10((decoded[low] ** 2).mean(dim=1) / (clean[low] ** 2).mean(dim=1))
+        spectrum_change = 10 * torch.log10((decoded[low] ** 2).mean(dim=1) / (clean[low] ** 2).mean(dim=1))
         assert float(spectrum_change.abs().median()) < 1.0, codec  # the music is still there below 4 kHz
 
     reverberant = ChannelChange(reverb_seconds=1.5).apply(song, REP, rng)
@@ -171,3 +173,22 @@ def test_the_report_warns_when_the_jazz_it_is_given_is_pop(tiny_run, tmp_path, c
     assert all(line["warning"] for line in figures["verdicts"])
     assert "| pop input, EQ to jazz (baseline: the recording channel alone) |" in report
     assert "| tilt -6 dB/oct |" in report and "| reverb 1.5 s |" in report  # the robustness table
+
+
+def test_experiments_judge_holds_every_song_out(gtzan_mini, tmp_path):
+    """experiments/judge.py on 3 pop and 3 jazz clips, one seed: each song is held out once."""
+    spec = importlib.util.spec_from_file_location("judge_experiment", ROOT / "experiments" / "judge.py")
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    clips = tmp_path / "clips"
+    for genre in ("pop", "jazz"):
+        (clips / genre).mkdir(parents=True)
+        for index in range(3):
+            (clips / genre / f"{genre}.0000{index}.wav").symlink_to(gtzan_mini / genre / f"{genre}.0000{index}.wav")
+    assert experiment.main(["--clips", str(clips), "--seeds", "1", "--output", str(tmp_path / "out")]) == 0
+    figures = json.loads((tmp_path / "out" / "judge.json").read_text())
+    chunks = sum(len(song_chunks(path, REP)) for path in clips.rglob("*.wav"))
+    assert figures["chunks"] == chunks == 15  # 2 or 3 chunks of 15-19.6 s per clip
+    assert figures["folds"] == 3 and set(figures["flipped"]) == set(CHANNEL_TESTS)
+    assert set(figures["pop_classified_jazz"]) == {"as it is", "EQ to jazz", "smeared"}
+    assert "| through random recording channels |" in (tmp_path / "out" / "judge.md").read_text()
