@@ -74,7 +74,8 @@ def check_output(song: Path, output: Path, overwrite: bool) -> None:
 
 def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
     """The songs the command line names, folders searched recursively in name order, each with its output:
-    (jobs, notes for the user). A folder's sub-folders are mirrored below --output-dir."""
+    (jobs, notes for the user; -v names a folder's files that are not audio). A folder's sub-folders are mirrored
+    below --output-dir."""
     jobs, notes = [], []
     for given in args.songs:
         if not given.is_dir():
@@ -82,7 +83,7 @@ def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
             jobs.append(Job(given, args.output or output_path_for(given, args.direction, args.format, folder)))
             continue
         scan = scan_folder(given)
-        notes += scan.notes(given)
+        notes += scan.notes(given, getattr(args, "verbose", False))
         for song in scan.audio:
             folder = song.parent if args.output_dir is None else args.output_dir / song.parent.relative_to(given)
             jobs.append(Job(song, output_path_for(song, args.direction, args.format, folder), found=True))

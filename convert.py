@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--overwrite", action="store_true", help="replace existing output files")
     add("--plot", action="store_true", help="also write <output>.png: the spectrograms of the song and of its "
         "conversion (their first 30 s), one above the other (always on for the bundled example)")
+    add("-v", "--verbose", action="store_true", help="name the files of a converted folder that are skipped as not "
+        "audio (by default only counted)")
     add("--allow-converted", action="store_true", help="also convert files that convert.py (or training) wrote "
         "itself; by default they are refused, or skipped in folders")
     args = parser.parse_args(argv)
@@ -104,19 +106,24 @@ def convert(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     generator = torch.compile(model.generator, dynamic=True) if args.compile and jobs else model.generator  # any batch
     provenance = {"tool": "convert.py", "direction": args.direction, "checkpoint": str(model.checkpoint)}
-    failed = len(errors)
+    failed = list(errors)
     for job in jobs:
         try:
             converted = run_job(generator, job, rep, args, provenance)
         except (AudioError, FileExistsError) as error:
             print(f"error: {error}", file=sys.stderr)
-            failed += 1
+            failed.append(str(error))
             continue
         for warning in converted.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(converted.summary(job))
         if args.plot:
             print(f"spectrograms before and after: {plot_conversion(job, rep, args.direction)}")
+    if failed and len(jobs) + len(errors) > 1:  # the errors of a folder, again after its progress bars
+        print(f"\n{len(jobs) + len(errors) - len(failed)} of {len(jobs) + len(errors)} songs converted; "
+              f"{len(failed)} could not be:", file=sys.stderr)
+        for error in failed:
+            print(f"  {error}", file=sys.stderr)
     return 1 if failed else 0
 
 

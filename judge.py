@@ -292,7 +292,7 @@ class TransferRateLog:
 
 
 CEILING_MIN = 0.8  # below this share of real jazz classified jazz, the judge cannot say what jazz is
-CHANNEL_WARNING = 0.25  # an EQ baseline this much above the pop baseline: the judge hears the channel
+CHANNEL_WARNING = 0.25  # an EQ baseline this much (or more) above the pop baseline: the judge hears the channel
 ABOVE_CEILING = 0.1  # a conversion this much above the real jazz: it games the judge
 NO_JAZZ = "this figure cannot tell jazz from the recording sound of the training set"
 
@@ -304,7 +304,7 @@ def verdicts(style_transfer: dict) -> list[dict]:
     {"jazz_rate", ...}} (see
     evaluate.summarise). Warnings: a ceiling (real jazz classified jazz) under CEILING_MIN; a conversion that does
     not beat the EQ-to-jazz baseline, or the pop smeared in time ("smear_control", when given); one more than
-    ABOVE_CEILING above the ceiling; an EQ baseline more than CHANNEL_WARNING above the pop baseline. Without a
+    ABOVE_CEILING above the ceiling; an EQ baseline CHANNEL_WARNING or more above the pop baseline. Without a
     warning, one line says what the figure does show.
     """
     ceiling, eq = style_transfer["jazz_ceiling"]["jazz_rate"], style_transfer["eq_baseline"]["jazz_rate"]
@@ -324,7 +324,7 @@ def verdicts(style_transfer: dict) -> list[dict]:
         found.append(f"The conversion ({converted:.0%} classified jazz) does not beat the pop smeared in time "
                      f"({style_transfer['smear_control']['jazz_rate']:.0%}): as far as this judge hears, blur alone "
                      f"would do as well.")
-    if eq > pop + CHANNEL_WARNING:
+    if eq >= pop + CHANNEL_WARNING - 1e-9:
         found.append(f"The EQ-to-jazz baseline alone moves pop from {pop:.0%} to {eq:.0%} classified jazz: the "
                      f"judge hears the recording channel; read the conversion against the EQ baseline, not the "
                      f"pop input.")

@@ -342,7 +342,8 @@ def train(args: argparse.Namespace) -> int:
     names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
     nets = dict(zip(names, runtime.training_forms([parts[name] for name in names], device, ranks,
                                                   args.channels_last, args.compile)))
-    blocks = f" with {model['n_blocks']} blocks" if model["generator"] == "resnet" else ""
+    count = model.get("n_blocks")
+    blocks = f" with {count} block{'s' * (count != 1)}" if model["generator"] == "resnet" else ""
     processes = f" x {ranks.world_size} processes" if ranks.world_size > 1 else ""
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
           f"{model['generator']} generators of width {model['width']}{blocks}, on {device}{processes}")

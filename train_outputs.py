@@ -75,7 +75,7 @@ def write_sample(generator: nn.Module, val: ChunkFolder | None, rep: Representat
 
 def run_details(args: argparse.Namespace, epoch: int) -> list[str]:
     """The lines under the title of the run's page: where it stands, what it trains, where its checkpoint is."""
-    blocks = f", {args.n_blocks} blocks" if args.generator == "resnet" else ""
+    blocks = f", {args.n_blocks} block{'s' * (args.n_blocks != 1)}" if args.generator == "resnet" else ""
     return [f"epoch {epoch} of {args.epochs}; {args.generator} generators of width {args.width}{blocks}, "
             f"discriminators of width {args.disc_width}; lr {args.lr}, lambda_cycle {args.lambda_cycle}, "
             f"lambda_identity {args.lambda_identity}, batch size {args.batch_size}, seed {args.seed}",

@@ -171,6 +171,8 @@ def test_the_report_warns_when_the_jazz_it_is_given_is_pop(tiny_run, tmp_path, c
     verdict = report[report.index("## Verdict"):report.index("## Style transfer")]
     assert f"only {ceiling:.0%} of the real jazz" in verdict and NO_JAZZ in verdict
     assert all(line["warning"] for line in figures["verdicts"])
+    assert f"warning: 3 of the 3 jazz songs ({', '.join(song.name for song in not_jazz)}) are training songs of " \
+           f"the judge" in printed
     assert "| pop input, EQ to jazz (baseline: the recording channel alone) |" in report
     assert "| tilt -6 dB/oct |" in report and "| reverb 1.5 s |" in report  # the robustness table
 

@@ -63,4 +63,4 @@ def test_training_keeps_the_page_up_to_date(eval_run):
     assert [source for tag, source in page.sources if tag == "img"][:2] == ["losses.png?epoch=4",
                                                                            "transfer_rate.png?epoch=4"]
     words = " ".join(page.text)
-    assert words.count("transfer_rate ") == 2 and "epoch 4 of 4; resnet generators of width 4, 1 blocks" in words
+    assert words.count("transfer_rate ") == 2 and "epoch 4 of 4; resnet generators of width 4, 1 block, " in words

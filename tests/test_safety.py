@@ -167,6 +167,20 @@ def test_folder_conversion_into_an_output_dir_keeps_every_output(tiny_run, tmp_p
     assert {name: (out / name).read_bytes() for name in listing(out)[1:]} == written
 
 
+def test_a_folder_with_a_bad_song_ends_with_what_failed(tiny_run, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    write_wav(songs / "good.wav", noise(3.0), 22050)
+    (songs / "bad.wav").write_bytes(b"RIFF not really a wave file")
+    (songs / "cover.jpg").write_bytes(b"\xff\xd8 not audio")
+    assert convert.main([str(songs), "-v", "--checkpoint", str(tiny_run["checkpoints"] / "latest.pt"),
+                         "--griffin-lim-iters", "2"]) == 1
+    error = capsys.readouterr().err
+    assert f"skipped: {songs / 'cover.jpg'}" in error  # -v names the file that is not audio
+    summary = error[error.index("1 of 2 songs converted; 1 could not be:"):]
+    assert f"  {songs / 'bad.wav'}: not a readable audio file" in summary  # again after the progress bars
+    assert (songs / "good_jazz.wav").is_file() and not (songs / "bad_jazz.wav").exists()
+
+
 def test_the_output_format_follows_the_extension(tiny_run, tmp_path, monkeypatch, capsys):
     song = write_wav(tmp_path / "song.wav", noise(3.0), 22050)
     checkpoint = ["--checkpoint", str(tiny_run["checkpoints"] / "latest.pt"), "--griffin-lim-iters", "2"]
