@@ -19,10 +19,10 @@ import torch
 from tqdm import tqdm
 
 from audio_files import audio_info, open_audio
-from full_quality import FullQualityMix, resample_blocks
+from full_quality import FullQualityMix
 from outputs import audio_bytes, write_audio_blocks
 from spectrogram import (Representation, audio_samples, griffin_lim, image_to_magnitude, magnitude_to_image,
-                         read_audio_blocks, stft)
+                         read_audio_blocks, resample_blocks, stft)
 
 
 def crossfade_window(frames: int) -> torch.Tensor:

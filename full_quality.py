@@ -4,7 +4,7 @@ stereo image, around the model's mono conversion.
 The model hears and makes mono audio at its own rate (rep.sample_rate, 22050 Hz: 0-11.025 kHz). A song from a
 library is 44.1 or 48 kHz stereo. `FullQualityMix` hands the model only what it hears and gives everything else of
 the song back, for a song x with channels x_c at its own rate R (at least the model's: conversion.convert_file
-brings a song below it up to it first, with `resample_blocks`):
+brings a song below it up to it first, with spectrogram.resample_blocks):
 
     m     = mean of the channels (L + R) / 2       the mid: what the mono conversion (--mono) converts
     m_r   = down(m)                                 m at the model's rate: soxr VHQ, as read_audio_blocks resamples
@@ -35,42 +35,13 @@ them, are in: the buffers hold what convert_stream holds back (about 30 s of aud
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
 import numpy as np
-import soxr
 
-from spectrogram import Representation
+from spectrogram import Representation, resampler
 
 GAIN_FRAMES = 4  # frames on each side of a frame that smooth its gain: 9 frames, 105 ms at 22050 Hz
 MAX_GAIN_DB = 12.0  # where the model makes a near-silent frame loud, its high band and side follow only this far
 SILENCE_DB = -80.0  # mean square, dB of full scale, below which a frame's gain goes to 1 (0 dB)
-
-
-class Unchanged:
-    """A stand-in for soxr.ResampleStream between equal rates: returns its input."""
-
-    def resample_chunk(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        return samples
-
-
-def resampler(from_rate: int, to_rate: int, channels: int = 1):
-    """soxr's streaming resampler (VHQ, float32, linear phase), whose output equals its one-shot resampler's."""
-    if from_rate == to_rate:
-        return Unchanged()
-    return soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="VHQ")
-
-
-def resample_blocks(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int
-                    ) -> Iterator[np.ndarray]:
-    """Blocks [samples, channels] at `from_rate` Hz resampled to `to_rate` Hz as they come (soxr VHQ)."""
-    if from_rate == to_rate:
-        yield from blocks
-        return
-    stream = resampler(from_rate, to_rate, channels)
-    for block in blocks:
-        yield stream.resample_chunk(block)
-    yield stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
 
 
 class FullQualityMix:

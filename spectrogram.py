@@ -8,7 +8,7 @@ checkpoint), so conversion always inverts exactly what training saw.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,34 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     return frames
 
 
+class Unchanged:
+    """A stand-in for soxr.ResampleStream between equal rates: returns its input."""
+
+    def resample_chunk(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        return samples
+
+
+def resampler(from_rate: int, to_rate: int, channels: int = 1):
+    """soxr's streaming resampler (VHQ, float32, linear phase), whose output equals its one-shot resampler's."""
+    if from_rate == to_rate:
+        return Unchanged()
+    return soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="VHQ")
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int = 1
+                    ) -> Iterator[np.ndarray]:
+    """Blocks ([samples], or [samples, channels]) at `from_rate` Hz resampled to `to_rate` Hz as they come, by
+    `resampler`; the flush at the end has the blocks' shape."""
+    if from_rate == to_rate:
+        yield from blocks
+        return
+    stream, shape = resampler(from_rate, to_rate, channels), (0,)
+    for block in blocks:
+        shape = (0, *block.shape[1:])
+        yield stream.resample_chunk(block)
+    yield stream.resample_chunk(np.zeros(shape, np.float32), last=True)
+
+
 def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples: int = 1 << 18
                       ) -> Iterator[np.ndarray]:
     """Read any audio file (audio_files.open_audio: libsndfile, else ffmpeg) as mono float32 blocks at
@@ -96,13 +124,8 @@ def read_audio_blocks(path: Path, sample_rate: int = SAMPLE_RATE, block_samples:
     (possibly after earlier blocks were yielded).
     """
     info, blocks = open_audio(path, block_samples)
-    resampler = None if info.sample_rate == sample_rate else \
-        soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="VHQ")
-    for block in blocks:
-        mono = block.mean(axis=1, dtype=np.float32)
-        yield mono if resampler is None else resampler.resample_chunk(mono)
-    if resampler is not None:
-        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+    yield from resample_blocks((block.mean(axis=1, dtype=np.float32) for block in blocks), info.sample_rate,
+                               sample_rate)
 
 
 def audio_samples(path: Path, sample_rate: int = SAMPLE_RATE) -> int:
