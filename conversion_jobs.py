@@ -18,7 +18,7 @@ import torch
 from checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
 from conversion import convert_file, output_layout
 from data import scan_folder
-from outputs import audio_bytes, audio_format, channels_name, check_writable, provenance_of
+from outputs import audio_bytes, audio_format, channels_suffix, check_writable, provenance_of
 from plots import save_spectrograms
 from spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
@@ -126,8 +126,8 @@ class Converted:
         rate; else '... at 44100 Hz stereo ...'), with the gain when scaled."""
         note = f", scaled by {self.gain:.2f} ({20 * np.log10(self.gain):.1f} dB) to avoid clipping" \
             if self.gain < 1.0 else ""
-        layout = "" if self.channels == 1 else f" {channels_name(self.channels)}"
-        return (f"{job.song} -> {job.output}: {self.seconds:.1f} s at {self.sample_rate} Hz{layout} in "
+        return (f"{job.song} -> {job.output}: {self.seconds:.1f} s at {self.sample_rate} Hz"
+                f"{channels_suffix(self.channels)} in "
                 f"{self.elapsed:.1f} s ({self.seconds / self.elapsed:.1f}x real time){note}")
 
 

@@ -214,9 +214,10 @@ def writable_extensions(sample_rate: int = SAMPLE_RATE, channels: int = 1) -> li
             if _can_write(form, _subtype(extension), sample_rate, channels)]
 
 
-def channels_name(channels: int) -> str:
-    """'mono', 'stereo' or '6 channels'."""
-    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+def channels_suffix(channels: int) -> str:
+    """How a message names a channel count after the rate or format: '' for mono (the tools' default), ' stereo',
+    ' 6 channels'."""
+    return {1: "", 2: " stereo"}.get(channels, f" {channels} channels")
 
 
 def audio_format(path: Path, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> tuple[str, str]:
@@ -230,9 +231,8 @@ def audio_format(path: Path, sample_rate: int = SAMPLE_RATE, channels: int = 1) 
     extension = Path(path).suffix.lower().removeprefix(".")
     form = AUDIO_FORMATS.get(extension)
     if form is None or not _can_write(form, _subtype(extension), sample_rate, channels):
-        layout = "" if channels == 1 else f" {channels_name(channels)}"
-        raise OutputFormatError(f"{path}: cannot write .{extension or '(no extension)'}{layout} audio at "
-                                f"{sample_rate} Hz; use one of "
+        raise OutputFormatError(f"{path}: cannot write .{extension or '(no extension)'}{channels_suffix(channels)} "
+                                f"audio at {sample_rate} Hz; use one of "
                                 f".{', .'.join(writable_extensions(sample_rate, channels))}")
     return form, _subtype(extension)
 
