@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from outputs import atomic_write_bytes
 from audio_files import AUDIO_EXTENSIONS
+from outputs import atomic_write_bytes
 from spectrogram import Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
