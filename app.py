@@ -29,12 +29,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from checkpoint import BUNDLED_MODEL, DIRECTIONS
-from conversion_jobs import (BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, output_path_for, plan,
-                             plot_conversion, run_job)
-from data import EXAMPLE_SONG
-from runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
-from runtime import TERMINATION_SIGNALS, pick_device, run_command
+from pop2jazz.checkpoint import BUNDLED_MODEL, DIRECTIONS
+from pop2jazz.commands import TERMINATION_SIGNALS, run_command
+from pop2jazz.compute import pick_device
+from pop2jazz.dataset import EXAMPLE_SONG
+from pop2jazz.errors import InputError, ServeError, UserError
+from pop2jazz.jobs import (
+    BATCH_SIZE,
+    GRIFFIN_LIM_ITERS,
+    OVERLAP,
+    load_model,
+    output_path_for,
+    plan,
+    plot_conversion,
+    run_job,
+)
+from pop2jazz.runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
 
 UPLOADS = "uploads"  # below the app's temporary folder: where Gradio keeps uploads and the files it serves
 
@@ -118,14 +128,14 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         loaded = load_model(Path(model), direction, args.device)
         jobs, errors = plan(job_args, loaded.rep)
         if errors or not jobs:
-            raise ValueError(errors[0] if errors else f"{song}: nothing to convert")
+            raise InputError(errors[0] if errors else f"{song}: nothing to convert")
         job = jobs[0]
         report(0.05, desc="converting")
         converted = run_job(loaded.generator, job, loaded.rep, job_args,
                             {"tool": "app.py", "direction": direction, "checkpoint": model})
         report(0.95, desc="drawing the spectrograms")
         picture = plot_conversion(job, loaded.rep, direction)
-    except (ValueError, OSError) as error:  # AudioError, CheckpointError, OutputError, FileNotFoundError ...
+    except UserError as error:
         return status([shown(str(error).splitlines()[0], [song, folder])], True), None, None, None
     lines = [f"using {loaded.description}", converted.summary(job),
              *(f"warning: {warning}" for warning in converted.warnings)]
@@ -196,7 +206,7 @@ def serve(args: argparse.Namespace) -> int:
                         enable_monitoring=False, mcp_server=False, ssr_mode=False, css=CSS,
                         allowed_paths=[str(EXAMPLE_SONG)])
         except OSError as error:  # Gradio's own words name its settings, not our flags
-            raise OSError(f"cannot listen on {args.host}:{args.port} ({str(error).split('. ')[0]}): the port is "
+            raise ServeError(f"cannot listen on {args.host}:{args.port} ({str(error).split('. ')[0]}): the port is "
                           f"taken or not allowed; pass another --port") from error
         print(f"pop2jazz page at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
         try:
@@ -212,7 +222,7 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 1 when Gradio is missing or the port is taken, 130 / 143 when stopped with
     Ctrl-C / SIGTERM (the usual way to stop it; the temporary folder is removed either way)."""
-    return run_command(serve, parse_args(argv), (OSError,), interrupted="the page is stopped")
+    return run_command(serve, parse_args(argv), interrupted="the page is stopped")
 
 
 if __name__ == "__main__":

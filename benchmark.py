@@ -39,13 +39,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-import audio_preprocessing  # timed in this process: a child's start-up would swamp its 0.3 s of work
-from checkpoint import load_checkpoint
-from data import example_clips
-from metrics import invert, inversion_quality
-from outputs import atomic_write_bytes, check_writable
-from runtime import pick_device, run_child, run_command
-from spectrogram import Representation, image_to_magnitude, load_audio, magnitude_to_image, stft
+from pop2jazz import preprocessing  # timed in this process: a child's start-up would swamp its 0.3 s of work
+from pop2jazz.checkpoint import load_checkpoint
+from pop2jazz.commands import run_child, run_command
+from pop2jazz.compute import pick_device
+from pop2jazz.dataset import example_clips
+from pop2jazz.errors import ChildFailed, MissingFileError
+from pop2jazz.metrics import inversion_quality, invert
+from pop2jazz.output_files import atomic_write_bytes, check_writable
+from pop2jazz.spectrogram import Representation, image_to_magnitude, load_audio, magnitude_to_image, stft
 
 CLIPS = example_clips()
 # the two training models are named for what they are: the paper's and the CPU demo's, or in --quick two tiny ones
@@ -72,14 +74,15 @@ def make_songs(clips: Path, count: int, short_seconds: float, folder: Path) -> t
 
 def convert_in_child(song: Path, output: Path, generator: tuple[int, int], n_iter: int, batch_size: int,
                      device: str, time_forward: bool, bf16: bool = False, compile: bool = False) -> dict:
-    """benchmark_convert.py in a fresh Python, so that its peak RSS is this conversion's alone: its figures."""
+    """pop2jazz/benchmark_convert.py in a fresh Python, so that its peak RSS is this conversion's alone: its
+    figures."""
     config = {"song": str(song), "output": str(output), "generator": generator, "n_iter": n_iter,
               "batch_size": batch_size, "device": device, "time_forward": time_forward,
               "threads": torch.get_num_threads(), "bf16": bf16, "compile": compile}
-    run = run_child([sys.executable, str(Path(__file__).with_name("benchmark_convert.py")), json.dumps(config)],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = run_child([sys.executable, "-m", "pop2jazz.benchmark_convert", json.dumps(config)],
+                    cwd=Path(__file__).resolve().parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if run.returncode != 0:
-        raise RuntimeError(f"conversion of {song} failed:\n{run.stderr[-3000:]}")
+        raise ChildFailed(f"conversion of {song} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -121,7 +124,7 @@ def measure_preprocessing(clips: Path, output: Path) -> dict:
     """audio_preprocessing over the clips with one worker per core: audio seconds per wall-clock second."""
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        summary = audio_preprocessing.preprocess({"pop": clips / "pop", "jazz": clips / "jazz"}, output,
+        summary = preprocessing.preprocess({"pop": clips / "pop", "jazz": clips / "jazz"}, output,
                                                  Representation(), workers=os.cpu_count() or 1)
     elapsed = time.perf_counter() - start
     audio_seconds = sum(entry["seconds"] for entry in summary.values())
@@ -141,7 +144,7 @@ def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch
     run = run_child([sys.executable, str(Path(__file__).with_name("train.py")), *arguments],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=threads)
     if run.returncode != 0:
-        raise RuntimeError(f"train.py {' '.join(arguments)} failed:\n{run.stderr[-3000:]}")
+        raise ChildFailed(f"train.py {' '.join(arguments)} failed:\n{run.stderr[-3000:]}")
     seconds = load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"]
     return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps,
             "iterations_per_second": steps / seconds, "seconds_per_iteration": seconds / steps}
@@ -277,7 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def benchmark(args: argparse.Namespace) -> int:
     """Run every measurement as `args` say, print the table and write the JSON; see main() for the return codes."""
     if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
-        raise FileNotFoundError(f"{args.clips} has no pop/ and jazz/ folders of clips; pass --clips or set "
+        raise MissingFileError(f"{args.clips} has no pop/ and jazz/ folders of clips; pass --clips or set "
                                 f"$POP2JAZZ_CLIPS")
     check_writable(args.json.parent, how="pass --json with a writable place")  # before minutes of measuring
     if args.threads:
@@ -295,7 +298,7 @@ def benchmark(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when measured, 1 without clips or a writable --json place, 130 / 143 when
     interrupted (the temporary folder of songs and runs is removed)."""
-    return run_command(benchmark, parse_args(argv), (FileNotFoundError,))
+    return run_command(benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -34,13 +34,14 @@ from pathlib import Path
 
 import torch
 
-from audio_files import AudioError
-from checkpoint import DIRECTIONS
-from conversion_jobs import BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, plan, plot_conversion, run_job
-from data import EXAMPLE_SONG
-from outputs import provenance_of, writable_extensions
-from runs import SAMPLES, add_checkpoint_options, find_checkpoint
-from runtime import keep_freed_memory, pick_device, run_command
+from pop2jazz.audio_files import AudioError
+from pop2jazz.checkpoint import DIRECTIONS
+from pop2jazz.commands import run_command
+from pop2jazz.compute import keep_freed_memory, pick_device
+from pop2jazz.dataset import EXAMPLE_SONG
+from pop2jazz.jobs import BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, plan, plot_conversion, run_job
+from pop2jazz.output_files import provenance_of, writable_extensions
+from pop2jazz.runs import SAMPLES, add_checkpoint_options, find_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -130,7 +131,7 @@ def convert(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when every song was converted, 1 when one could not be (the others still are,
     unless the disk is full or read-only), 130 / 143 when interrupted (Ctrl-C / SIGTERM)."""
-    return run_command(convert, parse_args(argv), (FileNotFoundError, ValueError),
+    return run_command(convert, parse_args(argv),
                        interrupted="the songs converted before it are complete")
 
 

@@ -41,19 +41,43 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio_files import AudioError
-from channel import eq_to_jazz
-from checkpoint import generator_from, load_checkpoint
-from conversion import convert_magnitude
-from data import ChunkFolder, listed_songs, song_chunks
-from evaluation_report import write_report
-from judge import GenreClassifier, channel_robustness, features_of, train_genre_classifier, transfer_figures, verdicts
-from metrics import INVERSIONS, checkerboard_power, chroma_similarity, invert, inversion_quality, level_changes, \
-    level_matched, time_smeared
-from outputs import audio_bytes, check_writable, write_audio
-from runs import SAMPLES, add_checkpoint_options, find_checkpoint
-from runtime import pick_device, run_command
-from spectrogram import Representation, audio_samples, audio_to_image, load_audio, magnitude_to_image, split_chunks
+from pop2jazz.audio_files import AudioError
+from pop2jazz.channel import eq_to_jazz
+from pop2jazz.checkpoint import generator_from, load_checkpoint
+from pop2jazz.commands import run_command
+from pop2jazz.compute import pick_device
+from pop2jazz.conversion import convert_magnitude
+from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
+from pop2jazz.errors import InputError
+from pop2jazz.evaluation_report import write_report
+from pop2jazz.judge import (
+    GenreClassifier,
+    channel_robustness,
+    features_of,
+    train_genre_classifier,
+    transfer_figures,
+    verdicts,
+)
+from pop2jazz.metrics import (
+    INVERSIONS,
+    checkerboard_power,
+    chroma_similarity,
+    inversion_quality,
+    invert,
+    level_changes,
+    level_matched,
+    time_smeared,
+)
+from pop2jazz.output_files import audio_bytes, check_writable, write_audio
+from pop2jazz.runs import SAMPLES, add_checkpoint_options, find_checkpoint
+from pop2jazz.spectrogram import (
+    Representation,
+    audio_samples,
+    audio_to_image,
+    load_audio,
+    magnitude_to_image,
+    split_chunks,
+)
 
 REPORT_BYTES = 1 << 20  # figures.json, report.md and a PNG per song and for the metrics, a generous bound each
 
@@ -71,7 +95,7 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     [n]}, "inversion" (see `inversion_quality`)}.
     """
     if len(audio) < rep.chunk_samples:
-        raise ValueError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
+        raise InputError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
     magnitude, spectrum = convert_magnitude(generator, audio, rep)
     inversions = invert(magnitude, spectrum.angle(), len(audio), rep, n_iter, seed)
     written = inversions["source_phase_griffin_lim"][0]
@@ -188,13 +212,13 @@ def evaluate(args: argparse.Namespace) -> int:
     folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
     for folder in folders.values():
         if folder.representation != rep:
-            raise ValueError(f"{folder.folder} was made with other spectrogram settings than {checkpoint}: run "
+            raise InputError(f"{folder.folder} was made with other spectrogram settings than {checkpoint}: run "
                              f"audio_preprocessing.py with the checkpoint's settings, or pass --data")
     pop_songs = args.songs or listed_songs(args.data / "pop_val", "the songs to evaluate")
     jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
     check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
                    + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
-    jazz_chunks = torch.cat([song_chunks(song, rep) for song in jazz_songs])
+    jazz_chunks = torch.cat([cut_song(song, rep)[0] for song in jazz_songs])
     if len(jazz_chunks) == 0:
         raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
                          f"({rep.chunk_seconds:.2f} s)")
@@ -241,7 +265,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when the report is written, 1 on a user error (a missing, foreign or incomplete
     checkpoint, missing data or songs, an output folder that cannot be written), 130 / 143 when interrupted."""
-    return run_command(evaluate, parse_args(argv), (FileNotFoundError, ValueError))  # AudioError is a ValueError
+    return run_command(evaluate, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -34,15 +34,26 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-import runtime
-from checkpoint import CheckpointError, save_checkpoint
-from data import ChunkFolder, DataError
 from model_cyclegan import init_weights
-from outputs import audio_bytes, check_writable, write_audio
-from plots import plt, save_figure, write_loss_log
-from runs import (CHECKPOINTS, LATEST, SAMPLES, add_run_options, check_new_run, clear_run, estimate_checkpoint_bytes,
-                  explicit_options, restore_parts, resume, training_state)
-from spectrogram import Representation, griffin_lim, image_to_magnitude
+from pop2jazz import commands, compute
+from pop2jazz.checkpoint import save_checkpoint
+from pop2jazz.dataset import ChunkFolder, DataError
+from pop2jazz.output_files import audio_bytes, check_writable, write_audio
+from pop2jazz.plots import plt, save_figure, write_loss_log
+from pop2jazz.runs import (
+    CHECKPOINTS,
+    LATEST,
+    SAMPLES,
+    add_run_options,
+    check_new_run,
+    clear_run,
+    estimate_checkpoint_bytes,
+    explicit_options,
+    restore_parts,
+    resume,
+    training_state,
+)
+from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude
 
 LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
@@ -171,7 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss, 130 / 143
     when interrupted (Ctrl-C / SIGTERM)."""
-    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError),
+    return commands.run_command(train, parse_args(argv),
                                interrupted="the checkpoint holds the last finished epoch; carry on with --resume")
 
 
@@ -217,11 +228,11 @@ def shuffled_batches(count: int, batch_size: int, device: torch.device | str = "
 def train_epoch(epoch: int, generator: MlpGenerator, discriminator: MlpDiscriminator, parts: dict,
                 real_images: torch.Tensor, args: argparse.Namespace, bar: tqdm) -> dict:
     """One pass over real_images [N, 1, S, S] in shuffled batches of gan_step: its history row (LOSSES' means).
-    Raises runtime.NonFiniteLoss at the first NaN or infinite loss."""
+    Raises compute.NonFiniteLoss at the first NaN or infinite loss."""
     sums, steps = dict.fromkeys(LOSSES, 0.0), 0
     for steps, batch in enumerate(shuffled_batches(len(real_images), args.batch_size, real_images.device), 1):
         values = gan_step(generator, discriminator, parts, real_images[batch], args.real_label)
-        runtime.check_finite(values, f"epoch {epoch}", args.checkpoint)
+        compute.check_finite(values, f"epoch {epoch}", args.checkpoint)
         for name, value in values.items():
             sums[name] += value
         bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
@@ -232,7 +243,7 @@ def train_epoch(epoch: int, generator: MlpGenerator, discriminator: MlpDiscrimin
 def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     # settings: the device, and with --resume every setting the run was started with
-    device = runtime.pick_device(args.device)
+    device = compute.pick_device(args.device)
     old_run = check_new_run(args.checkpoint, args.samples_dir, args.resume, args.overwrite)
     state = resume(args, args.checkpoint, device, SESSION_OPTIONS, "simple_gan") if args.resume else None
 
@@ -242,7 +253,7 @@ def train(args: argparse.Namespace) -> int:
     if state is not None and Representation.from_dict(state["representation"]) != rep:
         raise DataError(f"{args.checkpoint} was trained on another representation than {args.data}")
     real_images = shrink_chunks(folder, args.image_size).to(device)
-    runtime.seed_everything(args.seed)
+    compute.seed_everything(args.seed)
 
     # models, optimisers
     model = state["model"] if state is not None else {"image_size": args.image_size, "latent_dim": args.latent_dim,
@@ -256,7 +267,7 @@ def train(args: argparse.Namespace) -> int:
     start_epoch, history = 1, []
     if state is not None:
         restore_parts(parts, state)
-        runtime.set_rng_state(state["rng"])
+        compute.set_rng_state(state["rng"])
         fixed_noise, start_epoch, history = state["fixed_noise"].to(device), state["epoch"] + 1, state["history"]
     if start_epoch > args.epochs:
         print(f"{args.checkpoint} has finished all {args.epochs} epochs; pass --epochs N to train further")

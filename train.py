@@ -8,7 +8,7 @@ The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
 CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
-`torchrun --nproc_per_node=N train.py` (runtime.py). After every epoch: checkpoints/NAME/latest.pt
+`torchrun --nproc_per_node=N train.py` (compute.py). After every epoch: checkpoints/NAME/latest.pt
 (written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), samples/NAME/losses.csv / losses.png, and samples/NAME/index.html, the run's page
@@ -29,19 +29,31 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import runtime
-from audio_files import AudioError
-from checkpoint import (GENERATORS, CheckpointError, build_discriminator, build_generator, export_generators,
-                        save_checkpoint)
-from data import ChunkFolder, DataError, UnpairedChunks, listed_songs
-from judge import TransferRateLog
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
-from outputs import check_writable
-from plots import write_loss_log
-from runs import (CHECKPOINTS, DEFAULT_RUN, GENERATORS_FILE, LATEST, SAMPLES, add_run_options, check_new_run, clear_run,
-                  estimate_checkpoint_bytes, explicit_options, restore_parts, resume, training_state)
-from spectrogram import Representation
-from train_outputs import run_details, sample_bytes, write_run_page, write_sample
+from pop2jazz import commands, compute
+from pop2jazz.audio_files import AudioError
+from pop2jazz.checkpoint import GENERATORS, build_discriminator, build_generator, export_generators, save_checkpoint
+from pop2jazz.dataset import ChunkFolder, DataError, UnpairedChunks, listed_songs
+from pop2jazz.epoch_outputs import run_details, sample_bytes, write_run_page, write_sample
+from pop2jazz.judge import TransferRateLog
+from pop2jazz.output_files import check_writable
+from pop2jazz.plots import write_loss_log
+from pop2jazz.runs import (
+    CHECKPOINTS,
+    DEFAULT_RUN,
+    GENERATORS_FILE,
+    LATEST,
+    SAMPLES,
+    add_run_options,
+    check_new_run,
+    clear_run,
+    estimate_checkpoint_bytes,
+    explicit_options,
+    restore_parts,
+    resume,
+    training_state,
+)
+from pop2jazz.spectrogram import Representation
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
@@ -85,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pool-size", type=int, default=50, help="image_pool size per discriminator (default: 50)")
     add("--griffin-lim-iters", type=int, default=32, help="for the sample WAVs (default: 32)")
     add("--seed", type=int, default=0, help="default: 0")
-    runtime.add_arguments(add)  # --workers, --compile, --channels-last
+    compute.add_arguments(add)  # --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--stop-after", type=int, default=0, help="stop after this many epochs in this run, to split a long "
         "run into sessions; carry on with --resume (default: 0 = run to --epochs)")
@@ -105,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when training finished, 1 on a user error, 2 on a non-finite loss, 130 / 143
     when interrupted (Ctrl-C / SIGTERM)."""
-    return runtime.run_command(train, parse_args(argv), (DataError, CheckpointError),
+    return commands.run_command(train, parse_args(argv),
                                interrupted="the checkpoint holds the last finished epoch; carry on with --resume")
 
 
@@ -166,7 +178,7 @@ def restore_run(parts: dict, state: dict, epochs: int) -> tuple[int, list[dict]]
         decay.__init__(epochs // 2, epochs - epochs // 2)
         for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base_lr * decay(scheduler.last_epoch)  # LambdaLR applies a new schedule only at its step
-    runtime.set_rng_state(state["rng"])
+    compute.set_rng_state(state["rng"])
     return state["epoch"] + 1, state["history"]
 
 
@@ -287,9 +299,9 @@ def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, 
 
 
 def train_epoch(epoch: int, nets: dict, parts: dict, batches, args: argparse.Namespace, device: torch.device,
-                ranks: runtime.Ranks, bar: tqdm) -> dict:
+                ranks: compute.Ranks, bar: tqdm) -> dict:
     """One epoch of cyclegan_step over `batches` ((pop, jazz) pairs from the loader): its history row, the mean of
-    each loss (over all ranks), the learning rate it trained with and its seconds. Raises runtime.NonFiniteLoss
+    each loss (over all ranks), the learning rate it trained with and its seconds. Raises compute.NonFiniteLoss
     at the first NaN or infinite loss. After the first TIMED_STEPS steps of a run, a slow one says so."""
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
     sums, start, steps = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter(), 0
@@ -297,8 +309,8 @@ def train_epoch(epoch: int, nets: dict, parts: dict, batches, args: argparse.Nam
     for steps, (real_a, real_b) in enumerate(batches, 1):
         losses = cyclegan_step(nets, parts, real_a.to(device, non_blocking=True), real_b.to(device, non_blocking=True),
                                args, autocast)
-        values = dict(zip(LOSSES, runtime.mean_across_ranks(losses, ranks).tolist()))
-        runtime.check_finite(values, f"epoch {epoch}, step {steps}", args.checkpoint_dir / LATEST)
+        values = dict(zip(LOSSES, compute.mean_across_ranks(losses, ranks).tolist()))
+        compute.check_finite(values, f"epoch {epoch}, step {steps}", args.checkpoint_dir / LATEST)
         sums += torch.tensor(list(values.values()))
         bar.set_postfix({name.removeprefix("loss_"): f"{value:.3f}" for name, value in values.items()})
         bar.update()
@@ -314,17 +326,17 @@ def train(args: argparse.Namespace) -> int:
     """The training run described in the module docstring; see main() for the return codes."""
     # settings: the device, the run's place, and with --resume every setting the run was started with
     checkpoint_path = args.checkpoint_dir / LATEST
-    ranks, device = runtime.setup_distributed(runtime.pick_device(args.device))
-    runtime.keep_freed_memory()
+    ranks, device = compute.setup_distributed(compute.pick_device(args.device))
+    compute.keep_freed_memory()
     old_run = check_new_run(checkpoint_path, args.samples_dir, args.resume, args.overwrite)
     state = resume(args, checkpoint_path, device, SESSION_OPTIONS, "cyclegan") if args.resume else None
 
     # data
     folder_a, folder_b, val, rep = load_data(args, state)
-    runtime.seed_everything(args.seed)
+    compute.seed_everything(args.seed)
     dataset = UnpairedChunks(folder_a, folder_b, args.seed)
-    loader = DataLoader(dataset, args.batch_size, sampler=runtime.data_sampler(dataset, ranks), shuffle=False,
-                        num_workers=runtime.loader_workers(args.workers, device), drop_last=True,
+    loader = DataLoader(dataset, args.batch_size, sampler=compute.data_sampler(dataset, ranks), shuffle=False,
+                        num_workers=compute.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
@@ -340,7 +352,7 @@ def train(args: argparse.Namespace) -> int:
     if state is not None:
         print(f"resuming {checkpoint_path} at epoch {start_epoch} of {args.epochs}")
     names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
-    nets = dict(zip(names, runtime.training_forms([parts[name] for name in names], device, ranks,
+    nets = dict(zip(names, compute.training_forms([parts[name] for name in names], device, ranks,
                                                   args.channels_last, args.compile)))
     count = model.get("n_blocks")
     blocks = f" with {count} block{'s' * (count != 1)}" if model["generator"] == "resnet" else ""

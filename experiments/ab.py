@@ -35,13 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from checkpoint import generator_from, load_checkpoint  # noqa: E402
-from conversion import convert_audio, convert_magnitude  # noqa: E402
-from data import example_clips, listed_songs  # noqa: E402
-from outputs import atomic_write_bytes, check_writable, write_audio  # noqa: E402
-from plots import save_spectrograms  # noqa: E402
-from runtime import run_child, run_command  # noqa: E402
-from spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402
+from pop2jazz.checkpoint import generator_from, load_checkpoint  # noqa: E402
+from pop2jazz.commands import run_child
+from pop2jazz.compute import run_command  # noqa: E402
+from pop2jazz.conversion import convert_audio, convert_magnitude  # noqa: E402
+from pop2jazz.dataset import example_clips, listed_songs  # noqa: E402
+from pop2jazz.errors import ChildFailed, MissingFileError
+from pop2jazz.output_files import atomic_write_bytes, check_writable, write_audio  # noqa: E402
+from pop2jazz.plots import save_spectrograms  # noqa: E402
+from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402
 
 VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     "baseline": [],
@@ -65,7 +67,7 @@ def run(command: list[str], log: Path) -> None:
     with open(log, "a") as file:
         code = run_child([sys.executable, *command], cwd=ROOT, stdout=file, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {code}); the end of {log}:\n"
+        raise ChildFailed(f"{' '.join(command)} failed (exit {code}); the end of {log}:\n"
                            + log.read_text()[-3000:])
 
 
@@ -230,13 +232,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 when the table is written, 1 without clips or when a run fails (its log's tail
     printed), 130 / 143 when interrupted (finished runs are kept; an interrupted one resumes next time)."""
-    return run_command(experiment, parse_args(argv), (FileNotFoundError, RuntimeError))
+    return run_command(experiment, parse_args(argv))
 
 
 def experiment(args: argparse.Namespace) -> int:
     """Every run of `args`, then the table, the JSON and the picture."""
     if not (args.clips / "pop").is_dir() or not (args.clips / "jazz").is_dir():
-        raise FileNotFoundError(f"{args.clips} has no pop/ and jazz/ folders of songs; pass --clips or set "
+        raise MissingFileError(f"{args.clips} has no pop/ and jazz/ folders of songs; pass --clips or set "
                                 f"$POP2JAZZ_CLIPS")
     check_writable(args.output, how="pass --output with a writable place")  # before hours of training
     settings = dict(QUICK if args.quick else FULL)

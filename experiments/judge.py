@@ -30,12 +30,12 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules, run from anywhere
 
-from channel import CHANNEL_TESTS, eq_to_jazz, long_term_spectrum  # noqa: E402
-from data import example_clips, find_audio_files  # noqa: E402
-from judge import AUGMENT_DRAWS, JAZZ, POP, classifier_pipeline, features_of, song_rows  # noqa: E402
-from metrics import time_smeared  # noqa: E402
-from outputs import atomic_write_bytes  # noqa: E402
-from spectrogram import Representation, load_audio  # noqa: E402
+from pop2jazz.channel import CHANNEL_TESTS, eq_to_jazz, long_term_spectrum  # noqa: E402
+from pop2jazz.dataset import example_clips, find_audio_files  # noqa: E402
+from pop2jazz.judge import AUGMENT_DRAWS, JAZZ, POP, classifier_pipeline, features_of, song_rows  # noqa: E402
+from pop2jazz.metrics import time_smeared  # noqa: E402
+from pop2jazz.output_files import atomic_write_bytes  # noqa: E402
+from pop2jazz.spectrogram import Representation, load_audio  # noqa: E402
 
 
 def song_figures(song: Path, label: int, rep: Representation, index: int) -> dict:

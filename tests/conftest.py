@@ -12,7 +12,7 @@ import soundfile as sf
 
 import audio_preprocessing
 import train
-from data import CLIPS_VARIABLE, example_clips
+from pop2jazz.dataset import CLIPS_VARIABLE, example_clips
 
 ROOT = Path(__file__).resolve().parent.parent
 GTZAN_MINI = example_clips()

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-import runtime
 import train
-from data import UnpairedChunks
+from pop2jazz import compute
+from pop2jazz.dataset import UnpairedChunks
 
 networks, initial, indices = [], [], []
-training_forms, get_item = runtime.training_forms, UnpairedChunks.__getitem__
+training_forms, get_item = compute.training_forms, UnpairedChunks.__getitem__
 
 
 def recording_forms(plain, *args, **kwargs):
@@ -32,7 +32,7 @@ def recording_get_item(self, index):
     return get_item(self, index)
 
 
-runtime.training_forms, UnpairedChunks.__getitem__ = recording_forms, recording_get_item
+compute.training_forms, UnpairedChunks.__getitem__ = recording_forms, recording_get_item
 code = train.main(sys.argv[2:])
 weights = [network.state_dict() for network in networks]
 torch.save({"code": code, "indices": indices, "initial": initial, "weights": weights},

@@ -13,7 +13,7 @@ import soundfile as sf
 import app
 import convert
 from conftest import CORRUPT_WAV, add_tiny_run, sine, write_wav
-from outputs import provenance_of
+from pop2jazz.output_files import provenance_of
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_help_explains_and_a_missing_gradio_is_one_line(monkeypatch, capsys):
 
 
 def test_the_page_starts_on_the_bundled_model_else_on_a_run(place, monkeypatch):
-    import runs
+    from pop2jazz import runs
     bundled = app.BUNDLED_MODEL
     if bundled.is_file():
         assert app.default_model() == str(bundled)

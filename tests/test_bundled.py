@@ -15,11 +15,11 @@ import torch
 
 import evaluate
 import train
-from checkpoint import BUNDLED_MODEL, generator_from, load_checkpoint
 from conftest import ROOT
-from data import EXAMPLE_SONG, ChunkFolder
-from outputs import provenance_of
-from runs import GENERATORS_FILE, find_checkpoint
+from pop2jazz.checkpoint import BUNDLED_MODEL, generator_from, load_checkpoint
+from pop2jazz.dataset import EXAMPLE_SONG, ChunkFolder
+from pop2jazz.output_files import provenance_of
+from pop2jazz.runs import GENERATORS_FILE, find_checkpoint
 
 LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "data", "checkpoints", "samples", "test-artefacts", "__pycache__",
                                   ".pytest_cache", "*.pyc")

@@ -9,7 +9,7 @@ import sys
 import torch
 
 from conftest import ROOT, TINY_MODEL
-from checkpoint import load_checkpoint
+from pop2jazz.checkpoint import load_checkpoint
 
 NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 

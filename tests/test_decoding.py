@@ -16,10 +16,10 @@ import soundfile as sf
 
 import audio_preprocessing
 import convert
-from audio_files import AUDIO_EXTENSIONS, INSTALL_FFMPEG, AudioError, install_ffmpeg
 from conftest import TINY_RUN_FIXTURE, write_wav
-from data import scan_folder
-from spectrogram import audio_samples, load_audio
+from pop2jazz.audio_files import AUDIO_EXTENSIONS, INSTALL_FFMPEG, AudioError, install_ffmpeg
+from pop2jazz.dataset import scan_folder
+from pop2jazz.spectrogram import audio_samples, load_audio
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
                                   reason="ffmpeg is not installed (Debian: apt install ffmpeg; .ci/run installs it)")

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import evaluate
-from conversion_jobs import load_model
-from conversion import convert_magnitude
-from spectrogram import Representation, load_audio
-from data import ChunkFolder, listed_songs, song_chunks
-from judge import TransferRateLog, features_of, train_genre_classifier
+from pop2jazz.conversion import convert_magnitude
+from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
+from pop2jazz.jobs import load_model
+from pop2jazz.judge import TransferRateLog, features_of, train_genre_classifier
+from pop2jazz.spectrogram import Representation, load_audio
 
 REP = Representation()
 
@@ -63,7 +63,7 @@ def classifier(dataset):
 def held_out(dataset):
     """(first held-out pop song, its audio, the held-out jazz chunks [n, n_bins, chunk_frames])."""
     song = listed_songs(dataset / "pop_val")[0]
-    jazz = torch.cat([song_chunks(path, REP) for path in listed_songs(dataset / "jazz_val")])
+    jazz = torch.cat([cut_song(path, REP)[0] for path in listed_songs(dataset / "jazz_val")])
     return song, load_audio(song, REP.sample_rate), jazz
 
 

@@ -22,15 +22,16 @@ from torch import nn
 
 import audio_preprocessing
 import convert
-import outputs
 import train
-from audio_files import AudioError
 from conftest import ROOT, sine, write_wav
-from checkpoint import load_checkpoint, save_checkpoint
-from conversion import convert_audio
-from data import ChunkFolder
-from outputs import write_audio
-from spectrogram import Representation, audio_to_image, load_audio, spectral_convergence, stft
+from pop2jazz import output_files as outputs
+from pop2jazz import preprocessing
+from pop2jazz.audio_files import AudioError
+from pop2jazz.checkpoint import load_checkpoint, save_checkpoint
+from pop2jazz.conversion import convert_audio
+from pop2jazz.dataset import ChunkFolder
+from pop2jazz.output_files import write_audio
+from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, spectral_convergence, stft
 
 REP = Representation()
 RNG = np.random.default_rng(0)
@@ -65,7 +66,7 @@ def test_bad_files_are_skipped_named_and_counted(tmp_path, capsys, checkpoint):
     (jazz / "jazz.00054.wav").write_bytes(b"")
     (jazz / "random.wav").write_bytes(RNG.integers(0, 256, 4096, dtype=np.uint8).tobytes())
     (jazz / "._pop.00000.wav").write_bytes(b"\x00\x05\x16\x07" + bytes(207))
-    summary = audio_preprocessing.preprocess({"pop": pop, "jazz": jazz}, tmp_path / "out", REP, workers=2)
+    summary = preprocessing.preprocess({"pop": pop, "jazz": jazz}, tmp_path / "out", REP, workers=2)
     output = capsys.readouterr().out
     assert "jazz.00054.wav: empty file (0 bytes)" in output
     assert "random.wav: not a readable audio file" in output
@@ -136,7 +137,7 @@ def test_chunk_count_follows_each_files_duration(tmp_path):
         write_wav(tmp_path / domain / "long.wav", noise(661794 / 22050), 22050)
         write_wav(tmp_path / domain / "short.wav", noise(660000 / 22050), 22050)
         write_wav(tmp_path / domain / "tiny.wav", noise(6.5), 22050)
-    summary = audio_preprocessing.preprocess({"pop": tmp_path / "pop", "jazz": tmp_path / "jazz"},
+    summary = preprocessing.preprocess({"pop": tmp_path / "pop", "jazz": tmp_path / "jazz"},
                                              tmp_path / "out", REP, val_fraction=0.0)
     # (1 + samples // 256) // 512 whole chunks; the tail is dropped: 5 + 5 + 1
     assert summary["pop"]["train_chunks"] == summary["jazz"]["train_chunks"] == 11
@@ -236,7 +237,7 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
 
 def test_kill_9_during_saves_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "latest.pt"
-    script = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); from checkpoint import save_checkpoint\n"
+    script = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); from pop2jazz.checkpoint import save_checkpoint\n"
               f"epoch = 0\nwhile True:\n    epoch += 1\n"
               f"    save_checkpoint({str(path)!r}, {{'epoch': epoch, 'weights': torch.full((4_000_000,), epoch)}})\n")
     process = subprocess.Popen([sys.executable, "-c", script])
@@ -328,7 +329,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path, checkpoint, capsys, monkey
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("outputs.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("pop2jazz.output_files.tempfile.mkstemp", read_only)
     assert convert.main([str(song), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "ro" / "o.wav")]) == 1
     error = capsys.readouterr().err
     assert f"no permission to write {tmp_path / 'ro'}" in error and "Traceback" not in error

@@ -22,14 +22,15 @@ import soundfile as sf
 import torch
 
 import audio_preprocessing
-import conversion_jobs
 import convert
 import evaluate
-import outputs
 import simple_gan
 import train
 from conftest import ROOT, write_wav
-from checkpoint import load_checkpoint
+from pop2jazz import jobs as conversion_jobs
+from pop2jazz import output_files as outputs
+from pop2jazz import preprocessing
+from pop2jazz.checkpoint import load_checkpoint
 
 FIXTURES = ROOT / "tests" / "fixtures"
 RNG = np.random.default_rng(2)
@@ -278,7 +279,7 @@ def test_a_read_only_output_place_is_refused_before_any_work(tool, tmp_path, tin
     read_only(monkeypatch, mounted)
     work = []
     for module, name in ((train, "cyclegan_step"), (simple_gan, "gan_step"), (conversion_jobs, "convert_file"),
-                         (evaluate, "train_genre_classifier"), (audio_preprocessing, "chunk_songs")):
+                         (evaluate, "train_genre_classifier"), (preprocessing, "write_song_chunks")):
         monkeypatch.setattr(module, name, lambda *args, **kwargs: work.append(name))
     song = write_wav(tmp_path / "song.wav", noise(7.0), 22050)
     checkpoint = str(tiny_run["checkpoints"] / "latest.pt")

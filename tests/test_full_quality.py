@@ -20,13 +20,13 @@ import soxr
 import torch
 
 import convert
-from checkpoint import BUNDLED_MODEL
 from conftest import write_wav
-from conversion import convert_file, convert_stream
-from conversion_jobs import load_model
-from full_quality import FullQualityMix
-from outputs import write_audio_blocks
-from spectrogram import Representation, load_audio, read_audio_blocks
+from pop2jazz.checkpoint import BUNDLED_MODEL
+from pop2jazz.conversion import convert_file, convert_stream
+from pop2jazz.full_quality import FullQualityMix
+from pop2jazz.jobs import load_model
+from pop2jazz.output_files import write_audio_blocks
+from pop2jazz.spectrogram import Representation, load_audio, read_audio_blocks
 
 REP = Representation()
 RATE = 44100

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import evaluate
-from channel import CHANNEL_TESTS, CLEAN, ChannelChange, eq_to_jazz, long_term_spectrum
 from conftest import ROOT
-from data import ChunkFolder, listed_songs, song_chunks
-from judge import NO_JAZZ, channel_robustness, features_of, train_genre_classifier, verdicts
-from metrics import chroma_similarity
-from spectrogram import Representation, load_audio
+from pop2jazz.channel import CHANNEL_TESTS, CLEAN, ChannelChange, eq_to_jazz, long_term_spectrum
+from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
+from pop2jazz.judge import NO_JAZZ, channel_robustness, features_of, train_genre_classifier, verdicts
+from pop2jazz.metrics import chroma_similarity
+from pop2jazz.spectrogram import Representation, load_audio
 
 REP = Representation()
 
@@ -189,7 +189,7 @@ def test_experiments_judge_holds_every_song_out(gtzan_mini, tmp_path):
             (clips / genre / f"{genre}.0000{index}.wav").symlink_to(gtzan_mini / genre / f"{genre}.0000{index}.wav")
     assert experiment.main(["--clips", str(clips), "--seeds", "1", "--output", str(tmp_path / "out")]) == 0
     figures = json.loads((tmp_path / "out" / "judge.json").read_text())
-    chunks = sum(len(song_chunks(path, REP)) for path in clips.rglob("*.wav"))
+    chunks = sum(len(cut_song(path, REP)[0]) for path in clips.rglob("*.wav"))
     assert figures["chunks"] == chunks == 15  # 2 or 3 chunks of 15-19.6 s per clip
     assert figures["folds"] == 3 and set(figures["flipped"]) == set(CHANNEL_TESTS)
     assert set(figures["pop_classified_jazz"]) == {"as it is", "EQ to jazz", "smeared"}

@@ -15,10 +15,17 @@ import audio_preprocessing
 import convert
 import train
 from conftest import TINY_MODEL
-from checkpoint import load_checkpoint
 from model_cyclegan import PatchDiscriminator, ResnetGenerator
-from spectrogram import (Representation, audio_to_image, image_to_magnitude, istft, load_audio,
-                         spectral_convergence, stft)
+from pop2jazz.checkpoint import load_checkpoint
+from pop2jazz.spectrogram import (
+    Representation,
+    audio_to_image,
+    image_to_magnitude,
+    istft,
+    load_audio,
+    spectral_convergence,
+    stft,
+)
 
 REP = Representation()
 ROUND_TRIP_DB = -35.0  # measured -39.8 dB (pop.00000) and -63.9 dB (jazz.00003): the Nyquist bin and -100 dB floor

@@ -13,9 +13,9 @@ from torch import nn
 import convert
 import model_cyclegan
 import train
-from checkpoint import build_generator, generator_from, load_checkpoint
 from model_pix2pix import UnetGenerator, pix2pix_discriminator, unet_levels
-from spectrogram import Representation, load_audio
+from pop2jazz.checkpoint import build_generator, generator_from, load_checkpoint
+from pop2jazz.spectrogram import Representation, load_audio
 
 
 @pytest.mark.parametrize("size, levels", [((512, 512), 9), ((256, 256), 8), ((64, 64), 6), ((512, 256), 8),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html.parser
 from pathlib import Path
 
-from train_outputs import PAGE, write_run_page
+from pop2jazz.epoch_outputs import PAGE, write_run_page
 
 
 class PageReader(html.parser.HTMLParser):

@@ -13,15 +13,15 @@ import torch
 
 import audio_preprocessing
 import benchmark
-import conversion_jobs
 import convert
 import simple_gan
 import train
-from checkpoint import load_checkpoint
 from conftest import write_wav
-from data import CLIPS_VARIABLE, example_clips
-from outputs import provenance_of
-from runs import find_checkpoint
+from pop2jazz import jobs as conversion_jobs
+from pop2jazz.checkpoint import load_checkpoint
+from pop2jazz.dataset import CLIPS_VARIABLE, example_clips
+from pop2jazz.output_files import provenance_of
+from pop2jazz.runs import find_checkpoint
 
 RNG = np.random.default_rng(1)
 TINY = ["--width", "4", "--n-blocks", "1", "--pool-size", "2", "--griffin-lim-iters", "2"]

@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
-import runtime
 import simple_gan
-from checkpoint import load_checkpoint
 from model_cyclegan import init_weights
-from data import ChunkFolder, read_listing
-from spectrogram import Representation
+from pop2jazz import compute
+from pop2jazz.checkpoint import load_checkpoint
+from pop2jazz.dataset import ChunkFolder, read_listing
+from pop2jazz.spectrogram import Representation
 
 TINY = ["--image-size", "32", "--latent-dim", "16", "--hidden", "32", "--batch-size", "8", "--n-wavs", "2",
         "--griffin-lim-iters", "2", "--sample-every", "1"]
@@ -124,7 +124,7 @@ def test_a_short_default_run_learns_the_domains_spectral_shape(dataset, tmp_path
     assert state["model"] == {"image_size": 64, "latent_dim": 100, "hidden": 256, "norm": "batch"}
     trained = simple_gan.MlpGenerator(**state["model"])
     trained.load_state_dict(state["generator"])
-    runtime.seed_everything(0)  # as simple_gan.py does before building its generator
+    compute.seed_everything(0)  # as simple_gan.py does before building its generator
     untrained = init_weights(simple_gan.MlpGenerator(**state["model"]))
     real = simple_gan.shrink_chunks(folder, 64)
     latents = torch.randn(64, 100, generator=torch.Generator().manual_seed(1))

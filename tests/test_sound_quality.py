@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 import train
-from checkpoint import build_discriminator, build_generator, generator_from, load_checkpoint
 from conftest import ROOT
-from metrics import checkerboard_power
 from model_cyclegan import OUTPUTS, UPSAMPLING, PatchDiscriminator, ResnetGenerator, init_weights
+from pop2jazz.checkpoint import build_discriminator, build_generator, generator_from, load_checkpoint
+from pop2jazz.metrics import checkerboard_power
 
 sys.path.insert(0, str(ROOT / "experiments"))
 import ab  # noqa: E402

@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_files import AudioError
 from conftest import write_wav
-from conversion import StreamingGriffinLim, convert_audio, convert_file, convert_stream
 from model_cyclegan import ResnetGenerator, init_weights
-from spectrogram import Representation, griffin_lim, load_audio, stft
+from pop2jazz.audio_files import AudioError
+from pop2jazz.conversion import StreamingGriffinLim, convert_audio, convert_file, convert_stream
+from pop2jazz.spectrogram import Representation, griffin_lim, load_audio, stft
 
 REP = Representation()
 SILENCE = slice(100_000, 160_000)  # 2.7 s of digital silence put inside the song

@@ -1,5 +1,5 @@
-"""The layout: one room per idea, no import circles, scripts import rooms and never other scripts; checkpoints
-written by earlier versions still load."""
+"""The layout: the commands and the two network files at the root, what they share in the pop2jazz package, no
+import circles, no command importing another; checkpoints written by earlier versions still load."""
 
 from __future__ import annotations
 
@@ -10,31 +10,54 @@ from pathlib import Path
 import pytest
 import torch
 
-from checkpoint import generator_from, load_checkpoint
 from conftest import ROOT
-from spectrogram import Representation
+from pop2jazz.checkpoint import generator_from, load_checkpoint
+from pop2jazz.spectrogram import Representation
 
 FIXTURES = ROOT / "tests" / "fixtures"
-# (importer, script) pairs allowed, with the reason
-ALLOWED_SCRIPT_IMPORTS = {
-    ("benchmark.py", "audio_preprocessing"): "times preprocess() in-process: a child's interpreter start-up (3 s) "
-                                             "would swamp the 0.3 s it measures",
-}
+PACKAGE = "pop2jazz"
+NETWORKS = {"model_cyclegan", "model_pix2pix"}  # the project card's two network files, at the root
+COMMANDS = {"audio_preprocessing", "train", "convert", "simple_gan", "evaluate", "app", "benchmark"}
+# modules that must not reach the pretrained judges: what trains or chooses a model (the judges are judges only)
+TRAINING = {"train", "simple_gan", f"{PACKAGE}.compute", f"{PACKAGE}.dataset", f"{PACKAGE}.epoch_outputs",
+            f"{PACKAGE}.runs", f"{PACKAGE}.checkpoint", "model_cyclegan", "model_pix2pix"}
 
 
 def project_modules() -> dict[str, Path]:
-    return {path.stem: path for path in sorted(ROOT.glob("*.py"))}
+    """Every module of the project by its import name: the root's files and the package's (pop2jazz.x)."""
+    modules = {path.stem: path for path in sorted(ROOT.glob("*.py"))}
+    modules |= {f"{PACKAGE}.{path.stem}": path for path in sorted((ROOT / PACKAGE).glob("*.py"))
+                if path.stem != "__init__"}
+    return modules
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """Project modules `path` imports anywhere in its code (at the top, in functions, under TYPE_CHECKING)."""
+    """Project modules `path` imports anywhere in its code (at the top, in functions, under TYPE_CHECKING):
+    `import pop2jazz.x`, `from pop2jazz.x import y` and `from pop2jazz import x` all name pop2jazz.x."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found & modules - {path.stem}
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    name = path.stem if path.parent == ROOT else f"{PACKAGE}.{path.stem}"
+    return found & modules - {name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(path, set(modules)) for name, path in modules.items()}
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for child in graph[todo.pop()] - seen:
+            seen.add(child)
+            todo.append(child)
+    return seen
 
 
 def is_script(path: Path) -> bool:
@@ -46,19 +69,28 @@ def is_script(path: Path) -> bool:
     return False
 
 
-def test_no_module_imports_a_script():
-    modules = project_modules()
-    scripts = {name for name, path in modules.items() if is_script(path)}
-    assert {"train", "convert", "evaluate", "audio_preprocessing", "simple_gan", "benchmark"} <= scripts
-    offending = [(path.name, imported) for name, path in modules.items()
-                 for imported in sorted(imports_of(path, set(modules)) & scripts)
-                 if (path.name, imported) not in ALLOWED_SCRIPT_IMPORTS]
+def test_the_root_holds_the_commands_the_networks_and_the_package():
+    assert {path.stem for path in ROOT.glob("*.py")} == COMMANDS | NETWORKS
+    assert (ROOT / PACKAGE / "__init__.py").exists()
+    assert all(is_script(ROOT / f"{name}.py") for name in COMMANDS)
+
+
+def test_the_package_never_imports_a_command():
+    graph = import_graph()
+    offending = sorted((name, imported) for name, imported_set in graph.items() if name.startswith(PACKAGE)
+                       for imported in imported_set & COMMANDS)
+    assert offending == []
+
+
+def test_each_command_imports_only_the_package_and_the_networks():
+    graph = import_graph()
+    offending = sorted((name, imported) for name in COMMANDS for imported in graph[name]
+                       if not imported.startswith(f"{PACKAGE}.") and imported not in NETWORKS)
     assert offending == []
 
 
 def test_no_import_cycles():
-    modules = project_modules()
-    graph = {name: imports_of(path, set(modules)) for name, path in modules.items()}
+    graph = import_graph()
     state: dict[str, str] = {}
     cycles = []
 
@@ -78,10 +110,12 @@ def test_no_import_cycles():
 
 
 def test_the_graph_checks_can_fail():
-    """The checks above see imports inside functions and recognise a script."""
+    """The checks above see imports inside functions, both spellings of a package import, and a script."""
     modules = set(project_modules())
-    assert "model_pix2pix" in imports_of(ROOT / "checkpoint.py", modules)
-    assert is_script(ROOT / "train.py") and not is_script(ROOT / "data.py")
+    assert "model_pix2pix" in imports_of(ROOT / PACKAGE / "checkpoint.py", modules)
+    assert f"{PACKAGE}.compute" in imports_of(ROOT / "train.py", modules)  # `from pop2jazz import compute`
+    assert f"{PACKAGE}.spectrogram" in reaches(import_graph(), "train")
+    assert is_script(ROOT / "train.py") and not is_script(ROOT / PACKAGE / "dataset.py")
 
 
 def test_a_checkpoint_written_before_the_move_still_loads_and_computes_the_same():

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from spectrogram import Representation, magnitude_to_image, split_chunks, stft
+from pop2jazz.spectrogram import Representation, magnitude_to_image, split_chunks, stft
 
 TILT_DB_PER_OCTAVE = 6.0  # spectral tilt drawn in +-6 dB/octave, pivoting at 1 kHz
 LOWPASS_HZ = (4000.0, 11000.0)  # low-pass corner drawn in 4-11 kHz; 48 dB/octave above it

@@ -13,12 +13,12 @@ from urllib.parse import quote
 import torch
 from torch import nn
 
-from conversion import convert_audio, transform_image
-from data import ChunkFolder
-from outputs import atomic_write_bytes, audio_bytes, write_audio
-from plots import save_spectrograms
-from runs import LATEST
-from spectrogram import Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio
+from pop2jazz.conversion import convert_audio, transform_image
+from pop2jazz.dataset import ChunkFolder
+from pop2jazz.output_files import atomic_write_bytes, audio_bytes, write_audio
+from pop2jazz.plots import save_spectrograms
+from pop2jazz.runs import LATEST
+from pop2jazz.spectrogram import Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio
 
 SAMPLE_SECONDS = 30  # of the held-out song
 PICTURE_BYTES = 1 << 20  # a generous bound on a spectrogram PNG

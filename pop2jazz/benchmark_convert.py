@@ -1,8 +1,8 @@
 """One conversion for benchmark.py, in a process of its own, so that its peak RSS is the conversion's alone.
 
-    python benchmark_convert.py '{"song": ..., "output": ..., "generator": [64, 9], "n_iter": 32,
-                                  "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2,
-                                  "bf16": false, "compile": false}'
+    python -m pop2jazz.benchmark_convert '{"song": ..., "output": ..., "generator": [64, 9], "n_iter": 32,
+                                          "batch_size": 4, "device": "cpu", "time_forward": true, "threads": 2,
+                                          "bf16": false, "compile": false}'
 
 Prints one JSON line: audio_seconds, seconds (wall clock of conversion.convert_file), peak_rss_mb,
 rss_after_imports_mb, windows and, with time_forward, first_call_seconds (kernel choice, allocation and, with
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import build_generator
-from conversion import convert_file, run_generator, window_starts
 from model_cyclegan import init_weights
-from runtime import keep_freed_memory
-from spectrogram import Representation
+from pop2jazz.checkpoint import build_generator
+from pop2jazz.compute import keep_freed_memory
+from pop2jazz.conversion import convert_file, run_generator, window_starts
+from pop2jazz.spectrogram import Representation
 
 
 def peak_rss_mb() -> float:

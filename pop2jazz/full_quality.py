@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectrogram import Representation, resampler
+from pop2jazz.spectrogram import Representation, resampler
 
 GAIN_FRAMES = 4  # frames on each side of a frame that smooth its gain: 9 frames, 105 ms at 22050 Hz
 MAX_GAIN_DB = 12.0  # where the model makes a near-silent frame loud, its high band and side follow only this far

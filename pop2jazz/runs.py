@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from checkpoint import BUNDLED_MODEL, CheckpointError, load_checkpoint, state_bytes
-from runtime import rng_state
-from spectrogram import Representation
+from pop2jazz.checkpoint import BUNDLED_MODEL, CheckpointError, load_checkpoint, state_bytes
+from pop2jazz.compute import rng_state
+from pop2jazz.errors import MissingFileError
+from pop2jazz.spectrogram import Representation
 
 CHECKPOINTS, SAMPLES, LATEST = Path("checkpoints"), Path("samples"), "latest.pt"  # a run NAME: CHECKPOINTS/NAME/LATEST
 GENERATORS_FILE = "generators.pt"  # beside LATEST: the run's generator-only export, to convert with and share
@@ -54,7 +55,7 @@ def find_checkpoint(name: str, path: Path | None = None) -> Path:
     there = f"; the runs there are {', '.join(runs)} (pass --name)" if runs else ""
     older = f"; a checkpoint from before named runs is at {CHECKPOINTS / LATEST} (pass --checkpoint " \
             f"{CHECKPOINTS / LATEST})" if (CHECKPOINTS / LATEST).is_file() else ""
-    raise FileNotFoundError(f"no checkpoint at {found}: train one with `uv run train.py --name {name}`, or pass "
+    raise MissingFileError(f"no checkpoint at {found}: train one with `uv run train.py --name {name}`, or pass "
                             f"--checkpoint{there}{older}")
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
-from conversion import convert_file, output_layout
-from data import scan_folder
-from outputs import audio_bytes, audio_format, channels_suffix, check_writable, provenance_of
-from plots import save_spectrograms
-from spectrogram import Representation, audio_samples, audio_to_image, load_audio
+from pop2jazz.checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
+from pop2jazz.conversion import convert_file, output_layout
+from pop2jazz.dataset import scan_folder
+from pop2jazz.errors import InputError, WouldOverwriteError
+from pop2jazz.output_files import audio_bytes, audio_format, channels_suffix, check_writable, provenance_of
+from pop2jazz.plots import save_spectrograms
+from pop2jazz.spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
 PLOT_SECONDS = 30  # of a song and its conversion, in the --plot picture
 # how a song is converted unless convert.py is told otherwise; the browser page (app.py) converts so too
@@ -67,9 +68,9 @@ def check_output(song: Path, output: Path, overwrite: bool) -> None:
     `overwrite`, any existing file."""
     same = output.resolve() == song.resolve() or (output.exists() and song.exists() and os.path.samefile(output, song))
     if same:
-        raise FileExistsError(f"{output} is the input song: refusing to write over it; pass another -o")
+        raise WouldOverwriteError(f"{output} is the input song: refusing to write over it; pass another -o")
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists: pass --overwrite to replace it, or -o to write elsewhere")
+        raise WouldOverwriteError(f"{output} exists: pass --overwrite to replace it, or -o to write elsewhere")
 
 
 def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
@@ -106,7 +107,7 @@ def separate_clashes(jobs: list[Job], direction: str) -> None:
         for job in group:
             job.output = job.output.with_name(f"{job.song.name}_{DIRECTIONS[direction][1]}{job.output.suffix}")
     for group in clashes(jobs):
-        raise ValueError(f"{', '.join(str(job.song) for job in group)} would all be written to {group[0].output}: "
+        raise InputError(f"{', '.join(str(job.song) for job in group)} would all be written to {group[0].output}: "
                          f"convert them into separate --output-dir folders, or one at a time with -o")
 
 

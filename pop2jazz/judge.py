@@ -40,11 +40,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from channel import CHANNEL_TESTS, CLEAN, eq_to_jazz, long_term_spectrum, random_channel
-from metrics import chroma_similarity, image_magnitude
-from outputs import write_csv
-from plots import save_curves
-from spectrogram import Representation, load_audio
+from pop2jazz.channel import CHANNEL_TESTS, CLEAN, eq_to_jazz, long_term_spectrum, random_channel
+from pop2jazz.errors import InputError
+from pop2jazz.metrics import chroma_similarity, image_magnitude
+from pop2jazz.output_files import write_csv
+from pop2jazz.plots import save_curves
+from pop2jazz.spectrogram import Representation, load_audio
 
 N_MELS = 48
 MEL_FMAX = 8000.0  # Hz: the top of the log-mel bands the genre features read
@@ -184,7 +185,7 @@ def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path]
                 augmented += [is_augmented] * len(chunks)
         songs[name] = len({group for group in groups if group.startswith(f"{name}/")})
     if min(songs.values()) < 2:
-        raise ValueError(f"the genre classifier needs at least 2 training songs per domain at least one chunk "
+        raise InputError(f"the genre classifier needs at least 2 training songs per domain at least one chunk "
                          f"long, got {songs}: preprocess more songs with `uv run audio_preprocessing.py`")
     features, labels, augmented = np.concatenate(features), np.array(labels), np.array(augmented)
     cv = StratifiedGroupKFold(n_splits=min(folds, *songs.values()), shuffle=True, random_state=seed)

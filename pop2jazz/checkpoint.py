@@ -17,8 +17,9 @@ from torch import nn
 
 from model_cyclegan import RESIDUAL_SCALE, PatchDiscriminator, ResnetGenerator
 from model_pix2pix import UnetGenerator
-from outputs import atomic_file
-from spectrogram import Representation
+from pop2jazz.errors import InputError, MissingFileError, UserError
+from pop2jazz.output_files import atomic_file
+from pop2jazz.spectrogram import Representation
 
 CHECKPOINT_FORMAT = 1
 GENERATORS = ("resnet", "unet")  # the choices of train.py --generator
@@ -27,10 +28,10 @@ DIRECTIONS = {"pop2jazz": ("generator_ab", "jazz"), "jazz2pop": ("generator_ba",
 KINDS = {"cyclegan": ("CycleGAN", "train.py", ("representation", "model", "generator_ab", "generator_ba")),
          "simple_gan": ("simple_gan.py", "simple_gan.py", ("representation", "model", "generator", "discriminator"))}
 GENERATOR_CONFIG = {"resnet": ("width", "n_blocks"), "unet": ("width", "image_size")}  # what build_generator reads
-BUNDLED_MODEL = Path(__file__).resolve().parent / "pretrained" / "pop2jazz.pt"  # the model that ships, an export
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "pretrained" / "pop2jazz.pt"  # the model that ships, an export
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used for what was asked; the message names the file and says what to do."""
 
 
@@ -78,7 +79,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu", kind: str | 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: train one with `uv run train.py` or pass --checkpoint")
+        raise MissingFileError(f"no checkpoint at {path}: train one with `uv run train.py` or pass --checkpoint")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -139,7 +140,7 @@ def build_generator(config: dict) -> nn.Module:
                                config.get("output", "direct"), config.get("residual_scale", RESIDUAL_SCALE))
     if name == "unet":
         return UnetGenerator(1, config["width"], tuple(config["image_size"]), nn.InstanceNorm2d, dropout=0.0)
-    raise ValueError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
+    raise CheckpointError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
 
 
 def build_discriminator(config: dict) -> nn.Module:
@@ -156,7 +157,7 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
     fit the saved model config.
     """
     if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
+        raise InputError(f"unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
     generator = build_generator(state["model"])
     try:
         generator.load_state_dict(state[DIRECTIONS[direction][0]])

@@ -23,7 +23,7 @@ import librosa
 import numpy as np
 import torch
 
-from spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
+from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
 
 N_CHROMA = 12
 SMEAR_SECONDS = 0.1  # the time_smeared control's moving average

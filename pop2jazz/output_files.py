@@ -25,17 +25,18 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio_files import AUDIO_FORMATS, AudioError, soundfile_path
-from spectrogram import SAMPLE_RATE
+from pop2jazz.audio_files import AUDIO_FORMATS, AudioError, soundfile_path
+from pop2jazz.errors import UserError
+from pop2jazz.spectrogram import SAMPLE_RATE
 
 MADE_BY = "pop2jazz"  # the mark in the comment of every audio file the tools write
 
 
-class OutputError(OSError):
+class OutputError(UserError, OSError):
     """An output that cannot be written; the message names the file (or folder), why, and what to do."""
 
 
-class OutputFormatError(ValueError):
+class OutputFormatError(UserError, ValueError):
     """An output name whose extension is not an audio format the tools can write."""
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import soxr
 import torch
 
-from audio_files import audio_info, open_audio
+from pop2jazz.audio_files import audio_info, open_audio
+from pop2jazz.errors import InputError
 
 SAMPLE_RATE = 22050  # Hz
 N_FFT = 1024  # 46.4 ms Hann window, 21.5 Hz per bin; images keep its first 512 bins (0 .. 11002 Hz)
@@ -79,7 +80,7 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     """
     frames = int(seconds * sample_rate / hop_length) // 64 * 64
     if frames < 64:
-        raise ValueError(f"chunk length {seconds} s is too short: at least {64 * hop_length / sample_rate:.2f} s")
+        raise InputError(f"chunk length {seconds} s is too short: at least {64 * hop_length / sample_rate:.2f} s")
     return frames
 
 

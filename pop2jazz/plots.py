@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from outputs import atomic_file, write_csv  # noqa: E402
-from spectrogram import Representation  # noqa: E402
+from pop2jazz.output_files import atomic_file, write_csv  # noqa: E402
+from pop2jazz.spectrogram import Representation  # noqa: E402
 
 
 def image_db(image: np.ndarray | torch.Tensor, rep: Representation) -> np.ndarray:

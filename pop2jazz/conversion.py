@@ -18,11 +18,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio_files import audio_info, open_audio
-from full_quality import FullQualityMix
-from outputs import audio_bytes, write_audio_blocks
-from spectrogram import (Representation, audio_samples, griffin_lim, image_to_magnitude, magnitude_to_image,
-                         read_audio_blocks, resample_blocks, stft)
+from pop2jazz.audio_files import audio_info, open_audio
+from pop2jazz.errors import InputError
+from pop2jazz.full_quality import FullQualityMix
+from pop2jazz.output_files import audio_bytes, write_audio_blocks
+from pop2jazz.spectrogram import (
+    Representation,
+    audio_samples,
+    griffin_lim,
+    image_to_magnitude,
+    magnitude_to_image,
+    read_audio_blocks,
+    resample_blocks,
+    stft,
+)
 
 
 def crossfade_window(frames: int) -> torch.Tensor:
@@ -67,7 +76,7 @@ def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frame
     """
     frames = image.shape[-1]
     if frames < chunk_frames:
-        raise ValueError(f"image has {frames} frames, fewer than one chunk ({chunk_frames})")
+        raise InputError(f"image has {frames} frames, fewer than one chunk ({chunk_frames})")
     starts = window_starts(frames, chunk_frames, overlap)
     weight = crossfade_window(chunk_frames)
     total = torch.zeros_like(image)
@@ -263,7 +272,7 @@ class StreamingWindows:
     def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
         frames = self.first + self.image.shape[1]
         if frames < self.rep.chunk_frames:
-            raise ValueError(f"the song has {frames} frames, fewer than one chunk ({self.rep.chunk_frames}): "
+            raise InputError(f"the song has {frames} frames, fewer than one chunk ({self.rep.chunk_frames}): "
                              f"pad it first")
         if (frames - self.rep.chunk_frames) % self.step:  # the regular windows stop short of the last frame
             self.pending.append(frames - self.rep.chunk_frames)

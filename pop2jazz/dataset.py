@@ -18,16 +18,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audio_files import AUDIO_EXTENSIONS
-from outputs import atomic_write_bytes
-from spectrogram import Representation, audio_to_image, load_audio, split_chunks
+from pop2jazz.audio_files import AUDIO_EXTENSIONS
+from pop2jazz.errors import MissingFileError, UserError
+from pop2jazz.output_files import atomic_write_bytes
+from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
-EXAMPLE_SONG = Path(__file__).resolve().parent / "examples" / "lets_go_fishin_excerpt.ogg"  # CC BY 3.0, see there
+EXAMPLE_SONG = Path(__file__).resolve().parent.parent / "examples" / "lets_go_fishin_excerpt.ogg"  # CC BY 3.0, see there
 CLIPS_VARIABLE = "POP2JAZZ_CLIPS"  # a folder with pop/ and jazz/ songs for the real-audio tests and the benchmarks
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset folder or chunk that cannot be used; the message names it and says what to run."""
 
 
@@ -80,7 +81,7 @@ def song_of_chunk(path: Path) -> str:
 def example_clips() -> Path:
     """The folder of real pop/ and jazz/ clips the tests and benchmarks use: $POP2JAZZ_CLIPS, else the GTZAN
     excerpts in ../shared/audio/gtzan_mini beside the checkout."""
-    default = Path(__file__).resolve().parent.parent / "shared" / "audio" / "gtzan_mini"
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "gtzan_mini"
     return Path(os.environ.get(CLIPS_VARIABLE) or default)
 
 
@@ -112,7 +113,7 @@ def scan_folder(folder: Path) -> FolderScan:
     folder and file once. Raises FileNotFoundError naming the folder when it is missing or holds no audio file."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
+        raise MissingFileError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
                                 f"or pass another folder")
     folders, files = {_identity(folder)}, set()
     audio, other, repeated = [], [], []
@@ -138,7 +139,7 @@ def scan_folder(folder: Path) -> FolderScan:
                 (audio if path.suffix.lower() in AUDIO_EXTENSIONS else other).append(path)
     if not audio:
         found = f" (only {len(other)} other files, such as {other[0].name})" if other else ""
-        raise FileNotFoundError(f"{folder} holds no audio files{found}: put your songs there in an audio format "
+        raise MissingFileError(f"{folder} holds no audio files{found}: put your songs there in an audio format "
                                 f"(wav, flac, ogg, mp3, m4a, opus, aiff, ...)")
     return FolderScan(sorted(audio), sorted(other), repeated)
 
@@ -168,10 +169,12 @@ def chunk_stems(songs: list[Path], root: Path) -> dict[Path, str]:
             for song, stem in flat.items()}
 
 
-def song_chunks(path: Path, rep: Representation) -> torch.Tensor:
-    """The chunk images [n, n_bins, chunk_frames] of a song file, cut as audio_preprocessing.py cuts them (the
-    tail shorter than a chunk dropped). Raises AudioError as spectrogram.load_audio does."""
-    return split_chunks(audio_to_image(load_audio(path, rep.sample_rate), rep), rep)
+def cut_song(path: Path, rep: Representation) -> tuple[torch.Tensor, float]:
+    """A song file cut into chunks, the one definition of chunking: (chunk images [n, n_bins, chunk_frames] in
+    [-1, 1], the song's duration in seconds). The tail shorter than a chunk is dropped; n is 0 for a song shorter
+    than one chunk. Raises AudioError as spectrogram.load_audio does."""
+    audio = load_audio(path, rep.sample_rate)
+    return split_chunks(audio_to_image(audio, rep), rep), len(audio) / rep.sample_rate
 
 
 class ChunkFolder:

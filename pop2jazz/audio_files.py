@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from pop2jazz.errors import UserError
+
 # file extensions of the formats libsndfile reads, beyond the format names themselves; RAW is left out: a headerless
 # file needs its rate and sample type given, so it cannot be read as a song
 EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "snd": "AU", "oga": "OGG", "opus": "OGG", "sph": "NIST",
@@ -44,7 +46,7 @@ INSTALL_FFMPEG = {"linux": "sudo apt install ffmpeg (Debian, Ubuntu; or your dis
                   "darwin": "brew install ffmpeg", "win32": "winget install ffmpeg"}
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file that cannot be used; the message names the file and says why."""
 
 

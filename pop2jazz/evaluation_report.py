@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics import chroma, image_magnitude
-from outputs import atomic_write_bytes
-from plots import plt, save_figure, show_spectrogram
-from runtime import printable
-from spectrogram import Representation
+from pop2jazz.commands import printable
+from pop2jazz.metrics import chroma, image_magnitude
+from pop2jazz.output_files import atomic_write_bytes
+from pop2jazz.plots import plt, save_figure, show_spectrogram
+from pop2jazz.spectrogram import Representation
 
 PANELS = {"input": "pop input", "generated": "generated spectrogram", "written": "written audio (re-analysed)"}
 TRANSFER_ROWS = {"pop_baseline": "pop input (baseline)",
