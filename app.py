@@ -7,7 +7,7 @@ spectrograms and offers the converted file for download.
     uv run --extra web app.py --host 0.0.0.0         # also reachable from other machines (no password: a trusted
                                                      # network only)
 
-The page converts as convert.py does, with the same functions (conversion_jobs.py): the same checks before any
+The page converts as convert.py does, with the same functions (pop2jazz/jobs.py): the same checks before any
 work (a file pop2jazz wrote itself is refused unless allowed), the same streaming conversion with Griffin-Lim from
 the song's phase, the same before/after picture, the same one-line errors, shown on the page (an unreadable or
 empty file never shows a traceback). The models offered are the bundled one and every train.py run under
@@ -34,16 +34,7 @@ from pop2jazz.commands import TERMINATION_SIGNALS, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.errors import InputError, ServeError, UserError
-from pop2jazz.jobs import (
-    BATCH_SIZE,
-    GRIFFIN_LIM_ITERS,
-    OVERLAP,
-    load_model,
-    output_path_for,
-    plan,
-    plot_conversion,
-    run_job,
-)
+from pop2jazz.jobs import GRIFFIN_LIM_ITERS, ConversionOptions, load_model, output_path_for, plan, plot_conversion, run_job
 from pop2jazz.runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
 
 UPLOADS = "uploads"  # below the app's temporary folder: where Gradio keeps uploads and the files it serves
@@ -105,7 +96,7 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
                  args: argparse.Namespace, progress=None) -> tuple[str, str | None, str | None, str | None]:
     """Convert the song at `song` (an upload) with the checkpoint `model` into a new folder below args.work.
 
-    The conversion_jobs functions convert.py uses, with its options: plan (every check before any work), run_job
+    The pop2jazz.jobs functions convert.py uses, with its options: plan (every check before any work), run_job
     (the streaming conversion, WAV out), plot_conversion (the first 30 s before and after). Returns (status HTML,
     converted WAV, spectrogram PNG, file to download); on any error the status says it in one line and the
     rest is None. `progress` (gradio.Progress, or None) is told each stage; the conversion's own progress bar
@@ -119,19 +110,17 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
     if model not in {path for _, path in model_choices()}:  # the page's own list only, not any path sent to it
         return status([f"no such model: {model}; reload the page for the list of models"], True), None, None, None
     folder = Path(tempfile.mkdtemp(prefix="conversion-", dir=args.work))  # one per conversion: none clash
-    job_args = argparse.Namespace(songs=[song], output=output_path_for(song, direction, "wav", folder),
-                                  output_dir=None, format="wav", direction=direction, allow_converted=allow_converted,
-                                  overwrite=False, plot=True, griffin_lim_iters=args.griffin_lim_iters, overlap=OVERLAP,
-                                  batch_size=BATCH_SIZE, bf16=False, mono=False, keep_high_band=True)
+    options = ConversionOptions((song,), direction, output=output_path_for(song, direction, "wav", folder),
+                                griffin_lim_iters=args.griffin_lim_iters, plot=True, allow_converted=allow_converted)
     try:
         report(0.0, desc="loading the model")
         loaded = load_model(Path(model), direction, args.device)
-        jobs, errors = plan(job_args, loaded.rep)
+        jobs, errors = plan(options, loaded.rep)
         if errors or not jobs:
             raise InputError(errors[0] if errors else f"{song}: nothing to convert")
         job = jobs[0]
         report(0.05, desc="converting")
-        converted = run_job(loaded.generator, job, loaded.rep, job_args,
+        converted = run_job(loaded.generator, job, loaded.rep, options,
                             {"tool": "app.py", "direction": direction, "checkpoint": model})
         report(0.95, desc="drawing the spectrograms")
         picture = plot_conversion(job, loaded.rep, direction)

@@ -39,7 +39,8 @@ from pop2jazz.checkpoint import DIRECTIONS
 from pop2jazz.commands import run_command
 from pop2jazz.compute import keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
-from pop2jazz.jobs import BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, load_model, plan, plot_conversion, run_job
+from pop2jazz.jobs import (BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, ConversionOptions, load_model, plan, plot_conversion,
+                           run_job)
 from pop2jazz.output_files import provenance_of, writable_extensions
 from pop2jazz.runs import SAMPLES, add_checkpoint_options, find_checkpoint
 
@@ -68,8 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
-    add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz), as before full "
-        "quality: the channels averaged, nothing above 11 kHz (default: the song's own sample rate and channels)")
+    add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz): the channels averaged, nothing above 11 kHz (default: the song's own sample rate and channels)")
     add("--keep-high-band", action=argparse.BooleanOptionalAction, default=True, help="keep the song's own sound "
         "above the model's band (10-22 kHz at 44.1 kHz), at the converted band's level; --no-keep-high-band "
         "leaves it out, as the model's 22050 Hz would (default: kept)")
@@ -102,7 +102,8 @@ def convert(args: argparse.Namespace) -> int:
     model = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
     rep = model.rep
     print(f"using {model.description}")
-    jobs, errors = plan(args, rep)
+    options = ConversionOptions.from_args(args)
+    jobs, errors = plan(options, rep)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     generator = torch.compile(model.generator, dynamic=True) if args.compile and jobs else model.generator  # any batch
@@ -110,7 +111,7 @@ def convert(args: argparse.Namespace) -> int:
     failed = list(errors)
     for job in jobs:
         try:
-            converted = run_job(generator, job, rep, args, provenance)
+            converted = run_job(generator, job, rep, options, provenance)
         except (AudioError, FileExistsError) as error:
             print(f"error: {error}", file=sys.stderr)
             failed.append(str(error))

@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from pop2jazz.checkpoint import generator_from, load_checkpoint  # noqa: E402
-from pop2jazz.commands import run_child
-from pop2jazz.compute import run_command  # noqa: E402
+from pop2jazz.commands import run_child, run_command  # noqa: E402
 from pop2jazz.conversion import convert_audio, convert_magnitude  # noqa: E402
 from pop2jazz.dataset import example_clips, listed_songs  # noqa: E402
 from pop2jazz.errors import ChildFailed, MissingFileError

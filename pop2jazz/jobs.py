@@ -28,6 +28,42 @@ PLOT_SECONDS = 30  # of a song and its conversion, in the --plot picture
 GRIFFIN_LIM_ITERS, OVERLAP, BATCH_SIZE = 32, 0.25, 4
 
 
+@dataclasses.dataclass(frozen=True)
+class ConversionOptions:
+    """How songs are converted and where the outputs go: convert.py's options (see its --help), which the browser
+    page sets too. The defaults are convert.py's.
+
+    songs: files, or folders searched recursively; output: the output file of one song (None: named after it,
+    see output_path_for); output_dir: where every output goes (None: beside each song); format: the extension of
+    the outputs named here. griffin_lim_iters (>= 0), overlap (in [0, 1), of a window shared with the next) and
+    batch_size (windows per generator call) as conversion.convert_file takes them; bf16, mono and keep_high_band
+    likewise. overwrite replaces existing outputs; plot also writes <output>.png; allow_converted also converts
+    files the tools wrote; verbose names a folder's files that are not audio.
+    """
+
+    songs: tuple[Path, ...]
+    direction: str = "pop2jazz"
+    output: Path | None = None
+    output_dir: Path | None = None
+    format: str = "wav"
+    griffin_lim_iters: int = GRIFFIN_LIM_ITERS
+    overlap: float = OVERLAP
+    batch_size: int = BATCH_SIZE
+    bf16: bool = False
+    mono: bool = False
+    keep_high_band: bool = True
+    overwrite: bool = False
+    plot: bool = False
+    allow_converted: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ConversionOptions:
+        """The options among convert.py's parsed arguments (the others, such as --device, are not a job's)."""
+        values = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls)}
+        return cls(**values | {"songs": tuple(values["songs"])})
+
+
 @dataclasses.dataclass
 class Model:
     """The generator of one direction of a CycleGAN checkpoint, ready to convert."""
@@ -73,21 +109,21 @@ def check_output(song: Path, output: Path, overwrite: bool) -> None:
         raise WouldOverwriteError(f"{output} exists: pass --overwrite to replace it, or -o to write elsewhere")
 
 
-def collect_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
+def collect_jobs(options: ConversionOptions) -> tuple[list[Job], list[str]]:
     """The songs the command line names, folders searched recursively in name order, each with its output:
     (jobs, notes for the user; -v names a folder's files that are not audio). A folder's sub-folders are mirrored
     below --output-dir."""
     jobs, notes = [], []
-    for given in args.songs:
+    for given in options.songs:
         if not given.is_dir():
-            folder = args.output_dir or given.parent
-            jobs.append(Job(given, args.output or output_path_for(given, args.direction, args.format, folder)))
+            folder = options.output_dir or given.parent
+            jobs.append(Job(given, options.output or output_path_for(given, options.direction, options.format, folder)))
             continue
         scan = scan_folder(given)
-        notes += scan.notes(given, getattr(args, "verbose", False))
+        notes += scan.notes(given, options.verbose)
         for song in scan.audio:
-            folder = song.parent if args.output_dir is None else args.output_dir / song.parent.relative_to(given)
-            jobs.append(Job(song, output_path_for(song, args.direction, args.format, folder), found=True))
+            folder = song.parent if options.output_dir is None else options.output_dir / song.parent.relative_to(given)
+            jobs.append(Job(song, output_path_for(song, options.direction, options.format, folder), found=True))
     return jobs, notes
 
 
@@ -132,24 +168,24 @@ class Converted:
                 f"{self.elapsed:.1f} s ({self.seconds / self.elapsed:.1f}x real time){note}")
 
 
-def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: argparse.Namespace, provenance: dict
-            ) -> Converted:
+def run_job(generator: torch.nn.Module, job: Job, rep: Representation, options: ConversionOptions,
+            provenance: dict) -> Converted:
     """Convert `job.song` into `job.output` with conversion.convert_file (streaming, atomic, stamped with
     `provenance`), with a progress bar over the song's seconds (tqdm, on stderr).
 
-    args: convert.py's options overwrite, griffin_lim_iters, overlap, batch_size, bf16, mono and keep_high_band.
+    Uses the options overwrite, griffin_lim_iters, overlap, batch_size, bf16, mono and keep_high_band.
     Our warnings (a truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the
     output is there (check_output), AudioError when the song cannot be read, OutputError when the output cannot
     be written; no output is left.
     """
     start = time.perf_counter()
-    check_output(job.song, job.output, args.overwrite)
-    sample_rate, channels = output_layout(job.song, rep, args.mono)
+    check_output(job.song, job.output, options.overwrite)
+    sample_rate, channels = output_layout(job.song, rep, options.mono)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        seconds, gain = convert_file(generator, job.song, job.output, rep, args.griffin_lim_iters, args.overlap,
-                                     args.batch_size, progress=True, bf16=args.bf16, provenance=provenance,
-                                     mono=args.mono, keep_high_band=args.keep_high_band)
+        seconds, gain = convert_file(generator, job.song, job.output, rep, options.griffin_lim_iters, options.overlap,
+                                     options.batch_size, progress=True, bf16=options.bf16, provenance=provenance,
+                                     mono=options.mono, keep_high_band=options.keep_high_band)
     ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
     for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
         if other not in ours:
@@ -158,21 +194,20 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: arg
                      sample_rate, channels)
 
 
-def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list[str]]:
+def plan(options: ConversionOptions, rep: Representation) -> tuple[list[Job], list[str]]:
     """The conversions to run and, per song that cannot be converted, an error line: (jobs, errors). Notes (what
     is skipped and why) are printed. Checks everything that can fail before any work: songs the tools wrote
     themselves (refused, or skipped in folders, unless --allow-converted), outputs that clash, exist or replace
     an input, extensions libsndfile cannot write at the output's sample rate and channels (conversion.output_layout
     with the model's `rep`), and folders that cannot take the outputs.
-    args: convert.py's options songs, output, output_dir, format, direction, allow_converted, overwrite, plot,
-    mono.
+    Uses the options songs, output, output_dir, format, direction, allow_converted, overwrite, plot and mono.
 
-    Raises ValueError / OutputFormatError / OutputError / FileNotFoundError for what stops every conversion.
+    Raises InputError / OutputFormatError / OutputError / MissingFileError for what stops every conversion.
     """
-    jobs, notes = collect_jobs(args)
+    jobs, notes = collect_jobs(options)
     errors, songs, ours, done, kept = [], [], [], [], []
     for job in jobs:
-        made_by = None if args.allow_converted else provenance_of(job.song)
+        made_by = None if options.allow_converted else provenance_of(job.song)
         if not job.song.is_file():
             errors.append(f"{job.song}: no such file or folder")
         elif made_by is not None and job.found:
@@ -183,13 +218,13 @@ def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list
                           f"to do it anyway")
         else:
             songs.append(job)
-    separate_clashes(songs, args.direction)
+    separate_clashes(songs, options.direction)
     inputs = {os.path.abspath(job.song) for job in songs}
     for job in songs:
         if os.path.abspath(job.output) in inputs:
             errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; "
                           "pass -o with another file name")
-        elif job.found and job.output.exists() and not args.overwrite and provenance_of(job.output) is not None:
+        elif job.found and job.output.exists() and not options.overwrite and provenance_of(job.output) is not None:
             done.append(job.song)
         else:
             kept.append(job)
@@ -198,12 +233,12 @@ def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list
                      f"too): {', '.join(map(str, ours))}")
     if done:
         notes.append(f"note: {len(done)} song(s) converted before: their outputs are there (--overwrite redoes them)")
-    if args.plot:  # the picture beside an output is as safe from overwriting as the output itself
-        taken = [job for job in kept if job.output.with_suffix(".png").exists() and not args.overwrite]
+    if options.plot:  # the picture beside an output is as safe from overwriting as the output itself
+        taken = [job for job in kept if job.output.with_suffix(".png").exists() and not options.overwrite]
         errors += [f"{job.output.with_suffix('.png')} exists: pass --overwrite to replace it, or leave out --plot"
                    for job in taken]
         kept = [job for job in kept if job not in taken]
-    layouts = {job.song: output_layout(job.song, rep, args.mono) for job in kept}  # (sample_rate, channels)
+    layouts = {job.song: output_layout(job.song, rep, options.mono) for job in kept}  # (sample_rate, channels)
     for job in kept:
         audio_format(job.output, *layouts[job.song])
     needs: dict[Path, int] = {}
