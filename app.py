@@ -34,7 +34,15 @@ from pop2jazz.commands import TERMINATION_SIGNALS, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.errors import InputError, ServeError, UserError
-from pop2jazz.jobs import GRIFFIN_LIM_ITERS, ConversionOptions, load_model, output_path_for, plan, plot_conversion, run_job
+from pop2jazz.jobs import (
+    GRIFFIN_LIM_ITERS,
+    ConversionOptions,
+    load_model,
+    output_path_for,
+    plan,
+    plot_conversion,
+    run_job,
+)
 from pop2jazz.runs import CHECKPOINTS, DEFAULT_RUN, LATEST, find_checkpoint, list_runs
 
 UPLOADS = "uploads"  # below the app's temporary folder: where Gradio keeps uploads and the files it serves
@@ -78,7 +86,7 @@ def default_model() -> str | None:
         return choices[0][1] if choices else None
 
 
-def shown(text: str, paths: list[Path]) -> str:
+def with_file_names(text: str, paths: list[Path]) -> str:
     """`text` with each of `paths` (an upload, an output in the temporary folder) replaced by its file name: the
     page names files as the user knows them, not by the temporary folders they sit in."""
     for path in sorted(paths, key=lambda path: -len(str(path))):
@@ -125,10 +133,10 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         report(0.95, desc="drawing the spectrograms")
         picture = plot_conversion(job, loaded.rep, direction)
     except UserError as error:
-        return status([shown(str(error).splitlines()[0], [song, folder])], True), None, None, None
+        return status([with_file_names(str(error).splitlines()[0], [song, folder])], True), None, None, None
     lines = [f"using {loaded.description}", converted.summary(job),
              *(f"warning: {warning}" for warning in converted.warnings)]
-    return status([shown(line, [song, job.output]) for line in lines]), str(job.output), str(picture), str(job.output)
+    return status([with_file_names(line, [song, job.output]) for line in lines]), str(job.output), str(picture), str(job.output)
 
 
 CSS = """

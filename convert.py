@@ -5,7 +5,7 @@
     uv run convert.py song.m4a -o out/jazzy.flac --griffin-lim-iters 64   # .m4a, .webm, .wma: through ffmpeg
     uv run convert.py music/ --output-dir jazzed/ --format flac   # every song below music/, sub-folders mirrored
     uv run convert.py jazz.wav --direction jazz2pop --name demo   # the run trained with train.py --name demo
-    uv run convert.py song.mp3 --mono                # mono at the model's 22050 Hz, as before full quality
+    uv run convert.py song.mp3 --mono                # mono at the model's 22050 Hz
 
 Any length, any format libsndfile reads (wav, flac, ogg, opus, mp3, aiff, ...) and, when ffmpeg is installed, what
 ffmpeg reads (.m4a AAC or ALAC, .webm Opus, .wma, ...). The model hears the song mono at the sample rate it was
@@ -39,8 +39,16 @@ from pop2jazz.checkpoint import DIRECTIONS
 from pop2jazz.commands import run_command
 from pop2jazz.compute import keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
-from pop2jazz.jobs import (BATCH_SIZE, GRIFFIN_LIM_ITERS, OVERLAP, ConversionOptions, load_model, plan, plot_conversion,
-                           run_job)
+from pop2jazz.jobs import (
+    BATCH_SIZE,
+    GRIFFIN_LIM_ITERS,
+    OVERLAP,
+    ConversionOptions,
+    load_model,
+    plan,
+    plot_conversion,
+    run_job,
+)
 from pop2jazz.output_files import provenance_of, writable_extensions
 from pop2jazz.runs import SAMPLES, add_checkpoint_options, find_checkpoint
 
@@ -99,15 +107,15 @@ def convert(args: argparse.Namespace) -> int:
     """Convert the songs of the command line; 0 when every one was converted, else 1 (see main)."""
     device = pick_device(args.device)
     keep_freed_memory()
-    model = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
-    rep = model.rep
-    print(f"using {model.description}")
+    loaded = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
+    rep = loaded.rep
+    print(f"using {loaded.description}")
     options = ConversionOptions.from_args(args)
     jobs, errors = plan(options, rep)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
-    generator = torch.compile(model.generator, dynamic=True) if args.compile and jobs else model.generator  # any batch
-    provenance = {"tool": "convert.py", "direction": args.direction, "checkpoint": str(model.checkpoint)}
+    generator = torch.compile(loaded.generator, dynamic=True) if args.compile and jobs else loaded.generator  # any batch
+    provenance = {"tool": "convert.py", "direction": args.direction, "checkpoint": str(loaded.checkpoint)}
     failed = list(errors)
     for job in jobs:
         try:

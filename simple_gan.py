@@ -53,7 +53,7 @@ from pop2jazz.runs import (
     resume,
     training_state,
 )
-from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude
+from pop2jazz.spectrogram import Representation, chunk_to_audio
 
 LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
@@ -136,9 +136,7 @@ def write_samples(generator: MlpGenerator, fixed_noise: torch.Tensor, rep: Repre
     figure.tight_layout()
     save_figure(figure, stem.with_suffix(".png"))
     for index, image in enumerate(images[: args.n_wavs]):
-        magnitude = image_to_magnitude(grow_image(image, rep), rep)
-        # centred STFT frames: (chunk_frames - 1) hops of audio give back exactly chunk_frames frames
-        audio = griffin_lim(magnitude, None, args.griffin_lim_iters, (rep.chunk_frames - 1) * rep.hop_length, rep)
+        audio = chunk_to_audio(grow_image(image, rep), args.griffin_lim_iters, rep)
         write_audio(stem.with_name(f"{stem.name}_{index}.wav"), audio, rep.sample_rate,
                     {"tool": "simple_gan.py", "checkpoint": str(args.checkpoint), "epoch": epoch, "image": index})
 
@@ -256,9 +254,9 @@ def train(args: argparse.Namespace) -> int:
     compute.seed_everything(args.seed)
 
     # models, optimisers
-    model = state["model"] if state is not None else {"image_size": args.image_size, "latent_dim": args.latent_dim,
-                                                      "hidden": args.hidden, "norm": "batch"}
-    generator = init_weights(MlpGenerator(**model)).to(device)
+    config = state["model"] if state is not None else {"image_size": args.image_size, "latent_dim": args.latent_dim,
+                                                       "hidden": args.hidden, "norm": "batch"}
+    generator = init_weights(MlpGenerator(**config)).to(device)
     discriminator = init_weights(MlpDiscriminator(args.image_size, args.hidden)).to(device)
     parts = {"generator": generator, "discriminator": discriminator,
              "optimizer_g": torch.optim.Adam(generator.parameters(), args.lr, betas=(0.5, 0.999)),
@@ -286,7 +284,7 @@ def train(args: argparse.Namespace) -> int:
         bar.set_description(f"epoch {epoch}/{args.epochs}")
         history.append(train_epoch(epoch, generator, discriminator, parts, real_images, args, bar))
         if epoch % args.sample_every == 0 or epoch == args.epochs:  # an epoch is a few steps: save now and then
-            save_checkpoint(args.checkpoint, training_state("simple_gan", epoch, rep, model, history, args, parts,
+            save_checkpoint(args.checkpoint, training_state("simple_gan", epoch, rep, config, history, args, parts,
                                                             fixed_noise=fixed_noise.cpu()))
             write_samples(generator, fixed_noise, rep, args, epoch)
             write_loss_log(history, args.samples_dir, LOSSES, "simple GAN losses")

@@ -32,7 +32,14 @@ from tqdm import tqdm
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
 from pop2jazz import commands, compute
 from pop2jazz.audio_files import AudioError
-from pop2jazz.checkpoint import GENERATORS, build_discriminator, build_generator, export_generators, save_checkpoint
+from pop2jazz.checkpoint import (
+    GENERATORS,
+    ModelConfig,
+    build_discriminator,
+    build_generator,
+    export_generators,
+    save_checkpoint,
+)
 from pop2jazz.dataset import ChunkFolder, DataError, UnpairedChunks, listed_songs
 from pop2jazz.epoch_outputs import run_details, sample_bytes, write_run_page, write_sample
 from pop2jazz.judge import TransferRateLog
@@ -149,11 +156,11 @@ def load_data(args: argparse.Namespace, state: dict | None
     return folder_a, folder_b, val, rep
 
 
-def build_cyclegan(model: dict, args: argparse.Namespace, device: torch.device) -> dict:
+def build_cyclegan(config: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """The parts of a CycleGAN run, by the names its checkpoint uses: both generators and discriminators
     (weights from N(0, 0.02)), both Adam optimisers with their LinearDecay schedules, and both image pools."""
-    generator_ab, generator_ba = (init_weights(build_generator(model)).to(device) for _ in range(2))
-    discriminator_a, discriminator_b = (init_weights(build_discriminator(model)).to(device) for _ in range(2))
+    generator_ab, generator_ba = (init_weights(build_generator(config)).to(device) for _ in range(2))
+    discriminator_a, discriminator_b = (init_weights(build_discriminator(config)).to(device) for _ in range(2))
     optimizer_g = torch.optim.Adam(itertools.chain(generator_ab.parameters(), generator_ba.parameters()),
                                    args.lr, betas=(0.5, 0.999))
     optimizer_d = torch.optim.Adam(itertools.chain(discriminator_a.parameters(), discriminator_b.parameters()),
@@ -280,11 +287,12 @@ def slow_run_note(seconds_per_step: float, steps: int, device: torch.device) -> 
             f"try the README's CPU-sized demo (about 15 min on 2 cores): {CPU_RECIPE}. Carrying on.")
 
 
-def new_model_config(args: argparse.Namespace, rep: Representation) -> dict:
-    """The model config a new run saves in its checkpoint, from which checkpoint.build_generator rebuilds it."""
-    return {"generator": args.generator, "width": args.width, "n_blocks": args.n_blocks, "disc_width": args.disc_width,
-            "image_size": [rep.n_bins, rep.chunk_frames], "upsample": args.upsample, "output": args.output,
-            "residual_scale": RESIDUAL_SCALE, "spectral_norm": args.spectral_norm}
+def new_model_config(args: argparse.Namespace, rep: Representation) -> ModelConfig:
+    """The model config of a new run, from its flags; its checkpoints save it and checkpoint.build_generator
+    rebuilds the networks from it."""
+    return ModelConfig(generator=args.generator, width=args.width, n_blocks=args.n_blocks, disc_width=args.disc_width,
+                       image_size=(rep.n_bins, rep.chunk_frames), upsample=args.upsample, output=args.output,
+                       residual_scale=RESIDUAL_SCALE, spectral_norm=args.spectral_norm)
 
 
 def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
@@ -341,8 +349,8 @@ def train(args: argparse.Namespace) -> int:
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
     # models, optimisers, schedules, image pools
-    model = state["model"] if state is not None else new_model_config(args, rep)
-    parts = build_cyclegan(model, args, device)
+    config = ModelConfig.from_dict(state["model"]) if state is not None else new_model_config(args, rep)
+    parts = build_cyclegan(config, args, device)
     start_epoch, history = restore_run(parts, state, args.epochs) if state is not None else (1, [])
     if start_epoch > args.epochs:
         print(f"{checkpoint_path} has finished all {args.epochs} epochs; pass --epochs N to train further")
@@ -354,11 +362,11 @@ def train(args: argparse.Namespace) -> int:
     names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
     nets = dict(zip(names, compute.training_forms([parts[name] for name in names], device, ranks,
                                                   args.channels_last, args.compile)))
-    count = model.get("n_blocks")
-    blocks = f" with {count} block{'s' * (count != 1)}" if model["generator"] == "resnet" else ""
+    count = config.n_blocks
+    blocks = f" with {count} block{'s' * (count != 1)}" if config.generator == "resnet" else ""
     processes = f" x {ranks.world_size} processes" if ranks.world_size > 1 else ""
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
-          f"{model['generator']} generators of width {model['width']}{blocks}, on {device}{processes}")
+          f"{config.generator} generators of width {config.width}{blocks}, on {device}{processes}")
     transfer_log = transfer_rate_log(args, folder_a, folder_b, val, rep) if args.eval_every > 0 else None
 
     # the loop: an epoch of steps, then (rank 0) the checkpoint, its export, a sample and the logs
@@ -370,7 +378,7 @@ def train(args: argparse.Namespace) -> int:
         parts["scheduler_g"].step()
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
-            saved = training_state("cyclegan", epoch, rep, model, history, args, parts)
+            saved = training_state("cyclegan", epoch, rep, config.to_dict(), history, args, parts)
             save_checkpoint(checkpoint_path, saved)
             save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved))
             write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)

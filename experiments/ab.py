@@ -39,7 +39,7 @@ from pop2jazz.checkpoint import generator_from, load_checkpoint  # noqa: E402
 from pop2jazz.commands import run_child, run_command  # noqa: E402
 from pop2jazz.conversion import convert_audio, convert_magnitude  # noqa: E402
 from pop2jazz.dataset import example_clips, listed_songs  # noqa: E402
-from pop2jazz.errors import ChildFailed, MissingFileError
+from pop2jazz.errors import ChildFailed, MissingFileError  # noqa: E402
 from pop2jazz.output_files import atomic_write_bytes, check_writable, write_audio  # noqa: E402
 from pop2jazz.plots import save_spectrograms  # noqa: E402
 from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402

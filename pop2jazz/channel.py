@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from pop2jazz.spectrogram import Representation, magnitude_to_image, split_chunks, stft
+from pop2jazz.spectrogram import Representation, image_to_db, image_units_per_db, magnitude_to_image, split_chunks, stft
 
 TILT_DB_PER_OCTAVE = 6.0  # spectral tilt drawn in +-6 dB/octave, pivoting at 1 kHz
 LOWPASS_HZ = (4000.0, 11000.0)  # low-pass corner drawn in 4-11 kHz; 48 dB/octave above it
@@ -205,7 +205,7 @@ def long_term_spectrum(images: torch.Tensor | np.ndarray, rep: Representation) -
     """Long-term average spectrum of images [n, n_bins, frames] (or one [n_bins, frames]): the mean STFT power of
     each bin over all frames, in dB re a full-scale bin, smoothed over SMOOTHING_OCTAVES -> [n_bins]."""
     images = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    db = (images.double() + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+    db = image_to_db(images.double(), rep)
     power = (10.0 ** (db / 10.0)).reshape(-1, *db.shape[-2:]).mean(dim=(0, 2)).numpy()
     return octave_smooth(10.0 * np.log10(np.maximum(power, 1e-30)), rep)
 
@@ -218,7 +218,7 @@ def eq_to_jazz(pop_chunks: torch.Tensor, jazz_spectrum_db: np.ndarray, rep: Repr
     Only the channel changes: the same per-frequency gain for the whole chunk, smooth over an octave (a graphic
     equaliser), so the notes, the rhythm and the dynamics stay the pop song's.
     """
-    scale = 2.0 / (rep.db_max - rep.db_min)  # image units per dB
+    scale = image_units_per_db(rep)
     outputs = []
     for chunk in torch.as_tensor(np.asarray(pop_chunks, dtype=np.float32)):
         gain_db = torch.from_numpy(jazz_spectrum_db - long_term_spectrum(chunk, rep)).float()[:, None]

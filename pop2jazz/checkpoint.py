@@ -9,6 +9,7 @@ inverts exactly what training saw.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -33,6 +34,53 @@ BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "pretrained" / "pop2jaz
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used for what was asked; the message names the file and says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The CycleGAN networks of a run, as its checkpoints record them ("model", a plain dict: to_dict/from_dict).
+
+    generator: "resnet", model_cyclegan.ResnetGenerator (Zhu et al. 2017, appendix 7.2: c7s1-w, d2w, d4w,
+    n_blocks x R4w, u2w, uw, c7s1-1), or "unet", the pix2pix U-Net (model_pix2pix.UnetGenerator) with CycleGAN's
+    InstanceNorm and no dropout, as the authors' CycleGAN code uses it (--norm instance --no_dropout): dropout is
+    pix2pix's noise source and would only blur the cycle. width: the generator's first layer's channels (64 in the
+    paper). n_blocks: residual blocks (9 in the paper; resnet only). image_size: [n_bins, chunk_frames] of the
+    training chunks, which the U-Net is built for. disc_width: the PatchGAN's first layer (C64-C128-C256-C512 at 64).
+    upsample ("transpose" or "resize"), output ("direct" tanh or "residual" input + residual_scale x tanh) and
+    spectral_norm on the discriminators are train.py's sound options.
+
+    Defaults for checkpoints from before an option: no "generator" is a ResNet; no "upsample", "output" or
+    "spectral_norm" is the paper's transposed convolutions, tanh output and plain discriminator; no
+    "residual_scale" is RESIDUAL_SCALE. width, and n_blocks or image_size for its generator, have no default: a
+    config without them is incomplete (check_kind says so).
+    """
+
+    width: int
+    n_blocks: int | None = None
+    generator: str = "resnet"
+    disc_width: int = 64
+    image_size: tuple[int, int] | None = None
+    upsample: str = "transpose"
+    output: str = "direct"
+    residual_scale: float = RESIDUAL_SCALE
+    spectral_norm: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict | ModelConfig) -> ModelConfig:
+        """The config a checkpoint's "model" dict describes, defaults filled in; unknown keys are ignored."""
+        if isinstance(values, ModelConfig):
+            return values
+        known = {field.name for field in dataclasses.fields(cls)}
+        config = {key: value for key, value in values.items() if key in known}
+        if config.get("image_size") is not None:
+            config["image_size"] = tuple(config["image_size"])
+        return cls(**config)
+
+    def to_dict(self) -> dict:
+        """The plain dict a checkpoint holds (image_size as a list, as torch.save keeps it)."""
+        values = dataclasses.asdict(self)
+        values["image_size"] = None if self.image_size is None else list(self.image_size)
+        return values
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -122,31 +170,22 @@ def check_kind(state: dict, kind: str, path: Path) -> None:
                               f"by {script}")
 
 
-def build_generator(config: dict) -> nn.Module:
-    """The generator a checkpoint's model config describes, so convert.py needs no flag to rebuild it.
-
-    {"generator": "resnet", "width": int, "n_blocks": int, "upsample": str, "output": str, "residual_scale":
-    float}: model_cyclegan.ResnetGenerator (also when "generator" is absent, as in checkpoints from before the
-    U-Net); a config without "upsample", "output" or "residual_scale" (from before those options) is the
-    paper's: transposed convolutions and a tanh output.
-    {"generator": "unet", "width": int, "image_size": [n_bins, chunk_frames]}: the pix2pix U-Net
-    (model_pix2pix.UnetGenerator) with CycleGAN's InstanceNorm and no dropout, as the authors' CycleGAN code
-    uses it (--norm instance --no_dropout): dropout is pix2pix's noise source and would only blur the cycle.
-    Raises ValueError for an unknown generator name or an image size the U-Net cannot take.
-    """
-    name = config.get("generator", "resnet")
-    if name == "resnet":
-        return ResnetGenerator(1, config["width"], config["n_blocks"], config.get("upsample", "transpose"),
-                               config.get("output", "direct"), config.get("residual_scale", RESIDUAL_SCALE))
-    if name == "unet":
-        return UnetGenerator(1, config["width"], tuple(config["image_size"]), nn.InstanceNorm2d, dropout=0.0)
-    raise CheckpointError(f"unknown generator {name!r}; this version knows {', '.join(GENERATORS)}")
+def build_generator(config: ModelConfig | dict) -> nn.Module:
+    """The generator a model config describes (see ModelConfig), so convert.py needs no flag to rebuild it.
+    Raises CheckpointError for an unknown generator name, ValueError for an image size the U-Net cannot take."""
+    config = ModelConfig.from_dict(config)
+    if config.generator == "resnet":
+        return ResnetGenerator(1, config.width, config.n_blocks, config.upsample, config.output, config.residual_scale)
+    if config.generator == "unet":
+        return UnetGenerator(1, config.width, config.image_size, nn.InstanceNorm2d, dropout=0.0)
+    raise CheckpointError(f"unknown generator {config.generator!r}; this version knows {', '.join(GENERATORS)}")
 
 
-def build_discriminator(config: dict) -> nn.Module:
-    """The CycleGAN discriminator of a model config: the 70x70 PatchGAN of width config["disc_width"], with
-    spectral normalisation where config["spectral_norm"] (absent in configs from before that option: off)."""
-    return PatchDiscriminator(1, config["disc_width"], spectral_norm=config.get("spectral_norm", False))
+def build_discriminator(config: ModelConfig | dict) -> nn.Module:
+    """The CycleGAN discriminator of a model config: the 70x70 PatchGAN of width disc_width, with spectral
+    normalisation where spectral_norm."""
+    config = ModelConfig.from_dict(config)
+    return PatchDiscriminator(1, config.disc_width, spectral_norm=config.spectral_norm)
 
 
 def generator_from(state: dict, direction: str = "pop2jazz", device: torch.device | str = "cpu",
@@ -171,9 +210,9 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
 def describe(path: Path, state: dict) -> str:
     """How a command names the checkpoint it uses: "the bundled model pretrained/pop2jazz.pt (...)" or "PATH
     (...)", with the network and the epoch it was saved at."""
-    model = state["model"]
-    network = f"{model.get('generator', 'resnet')} generator, width {model['width']}" + \
-        (f", {model['n_blocks']} blocks" if model.get("generator", "resnet") == "resnet" else "")
+    config = ModelConfig.from_dict(state["model"])
+    network = f"{config.generator} generator, width {config.width}" + \
+        (f", {config.n_blocks} blocks" if config.generator == "resnet" else "")
     details = f"{network}, epoch {state.get('epoch', '?')}"
     if Path(path).resolve() == BUNDLED_MODEL:
         return f"the bundled model pretrained/{BUNDLED_MODEL.name} ({details}; see pretrained/README.md)"

@@ -18,7 +18,7 @@ from pop2jazz.dataset import ChunkFolder
 from pop2jazz.output_files import atomic_write_bytes, audio_bytes, write_audio
 from pop2jazz.plots import save_spectrograms
 from pop2jazz.runs import LATEST
-from pop2jazz.spectrogram import Representation, audio_to_image, griffin_lim, image_to_magnitude, load_audio
+from pop2jazz.spectrogram import Representation, audio_to_image, chunk_to_audio, load_audio
 
 SAMPLE_SECONDS = 30  # of the held-out song
 PICTURE_BYTES = 1 << 20  # a generous bound on a spectrogram PNG
@@ -64,8 +64,7 @@ def write_sample(generator: nn.Module, val: ChunkFolder | None, rep: Representat
         else:
             before = torch.from_numpy(val[0])
             after = transform_image(generator, before, rep.chunk_frames)
-            length = (rep.chunk_frames - 1) * rep.hop_length  # what 512 centred frames invert to
-            converted = griffin_lim(image_to_magnitude(after, rep), None, n_iter, length, rep)
+            converted = chunk_to_audio(after, n_iter, rep)
     finally:
         generator.train()
     stem = Path(folder) / sample_stem(epoch)
@@ -108,8 +107,8 @@ def write_run_page(folder: Path, title: str, details: list[str], history: list[d
     parts.append("<h2>Epochs, newest first</h2>")
     for row in reversed(history):
         epoch, stem = row["epoch"], sample_stem(row["epoch"])
-        figures = [*(f"{key} {number(value)}" for key, value in row.items() if key != "epoch"),
-                   *(f"{key} {number(value)}" for key, value in rates.get(epoch, {}).items() if key != "epoch")]
+        figures = [*(f"{key} {four_digits(value)}" for key, value in row.items() if key != "epoch"),
+                   *(f"{key} {four_digits(value)}" for key, value in rates.get(epoch, {}).items() if key != "epoch")]
         parts += [f'<section id="{stem}"><h3>Epoch {epoch}</h3>', f"<p>{html.escape(' · '.join(figures))}</p>"]
         if (folder / f"{stem}.wav").is_file():
             parts.append(f'<audio controls preload="metadata" src="{link(stem + ".wav")}"></audio>')
@@ -128,7 +127,7 @@ def link(name: str) -> str:
     return html.escape(quote(name), quote=True)
 
 
-def number(value) -> str:
+def four_digits(value) -> str:
     """A figure for the page: 4 significant digits ('0.3127', '2e-04'), as given when it is not a number."""
     try:
         return f"{float(value):.4g}"

@@ -65,7 +65,7 @@ class ConversionOptions:
 
 
 @dataclasses.dataclass
-class Model:
+class LoadedGenerator:
     """The generator of one direction of a CycleGAN checkpoint, ready to convert."""
 
     generator: torch.nn.Module  # in eval mode
@@ -74,7 +74,7 @@ class Model:
     description: str  # checkpoint.describe's: which model it is, for the user
 
 
-def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu") -> Model:
+def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu") -> LoadedGenerator:
     """The `direction` generator of the train.py checkpoint (or generators.pt export) at `checkpoint`.
 
     Raises FileNotFoundError / CheckpointError (a ValueError) as checkpoint.load_checkpoint and generator_from do.
@@ -82,7 +82,7 @@ def load_model(checkpoint: Path, direction: str, device: torch.device | str = "c
     state = load_checkpoint(checkpoint, device, "cyclegan")
     rep = Representation.from_dict(state["representation"])
     generator = generator_from(state, direction, device, checkpoint)
-    return Model(generator, rep, Path(checkpoint), describe(checkpoint, state))
+    return LoadedGenerator(generator, rep, Path(checkpoint), describe(checkpoint, state))
 
 
 @dataclasses.dataclass

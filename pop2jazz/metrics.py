@@ -23,7 +23,14 @@ import librosa
 import numpy as np
 import torch
 
-from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude, spectral_convergence, stft
+from pop2jazz.spectrogram import (
+    Representation,
+    griffin_lim,
+    image_to_magnitude,
+    image_units_per_db,
+    spectral_convergence,
+    stft,
+)
 
 N_CHROMA = 12
 SMEAR_SECONDS = 0.1  # the time_smeared control's moving average
@@ -63,7 +70,7 @@ def level_matched(inputs: torch.Tensor, changes: np.ndarray, rep: Representation
     clipped to the image's range). Jazz in GTZAN is mostly older, quieter recordings, and the MFCCs' first
     coefficient follows level, so a generator that only turned the volume down would score above the unconverted
     pop; it must beat this control to show it does more."""
-    scale = 2.0 / (rep.db_max - rep.db_min)  # image units per dB
+    scale = image_units_per_db(rep)
     return torch.stack([(torch.as_tensor(a) + change * scale).clamp(-1.0, 1.0) for a, change in zip(inputs, changes)])
 
 

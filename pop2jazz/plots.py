@@ -12,13 +12,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pop2jazz.output_files import atomic_file, write_csv  # noqa: E402
-from pop2jazz.spectrogram import Representation  # noqa: E402
+from pop2jazz.spectrogram import Representation, image_to_db  # noqa: E402
 
 
 def image_db(image: np.ndarray | torch.Tensor, rep: Representation) -> np.ndarray:
     """A spectrogram image [n_bins, frames] in [-1, 1] -> dB re a full-scale bin, [db_min, db_max]."""
     image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    return (image.astype(np.float32) + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+    return image_to_db(image.astype(np.float32), rep)
 
 
 def show_spectrogram(axis: plt.Axes, image: np.ndarray | torch.Tensor, rep: Representation, title: str = ""):

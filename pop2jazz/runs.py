@@ -135,12 +135,12 @@ def resume(args: argparse.Namespace, path: Path, device: torch.device | str, ses
     return state
 
 
-def training_state(kind: str, epoch: int, rep: Representation, model: dict, history: list[dict],
+def training_state(kind: str, epoch: int, rep: Representation, config: dict, history: list[dict],
                    args: argparse.Namespace, parts: dict, **extra) -> dict:
     """What a training checkpoint holds: its kind ("cyclegan", "simple_gan"), the epoch, representation, model
     config, loss history, settings, RNG state, the state_dict of every part (networks, optimisers, schedulers,
     image pools) and `extra` values."""
-    return {"kind": kind, "epoch": epoch, "representation": rep.to_dict(), "model": model, "history": history,
+    return {"kind": kind, "epoch": epoch, "representation": rep.to_dict(), "model": config, "history": history,
             "args": settings_of(args), "rng": rng_state(), **extra,
             **{name: part.state_dict() for name, part in parts.items()}}
 

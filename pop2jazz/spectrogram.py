@@ -163,6 +163,23 @@ def istft(spectrum: torch.Tensor, length: int, rep: Representation = Representat
     return torch.istft(spectrum, rep.n_fft, rep.hop_length, window=window, center=True, length=length)
 
 
+def image_to_db(image, rep: Representation = Representation()):
+    """The dB↔image mapping, one way: image values in [-1, 1] -> dB re a full-scale bin in [db_min, db_max]
+    (-1 is the floor db_min, +1 is db_max). Works alike on torch tensors and numpy arrays of any shape."""
+    return (image + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+
+
+def db_to_image(db, rep: Representation = Representation()):
+    """The dB↔image mapping, the other way: dB re a full-scale bin -> image values (not clipped: [-1, 1] for dB in
+    [db_min, db_max]). Works alike on torch tensors and numpy arrays of any shape."""
+    return 2.0 * (db - rep.db_min) / (rep.db_max - rep.db_min) - 1.0
+
+
+def image_units_per_db(rep: Representation = Representation()) -> float:
+    """How far an image value moves for a gain of 1 dB: 0.02 with the default 100-dB range."""
+    return 2.0 / (rep.db_max - rep.db_min)
+
+
 def magnitude_to_image(magnitude: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
     """|STFT| [..., n_fft//2 + 1 or n_fft//2, frames] -> image in [-1, 1] of shape [..., n_fft//2, frames].
 
@@ -172,8 +189,7 @@ def magnitude_to_image(magnitude: torch.Tensor, rep: Representation = Representa
         magnitude = magnitude[..., : rep.n_bins, :]
     floor = rep.magnitude_ref * 10.0 ** (rep.db_min / 20.0)
     db = 20.0 * torch.log10(torch.clamp(magnitude, min=floor) / rep.magnitude_ref)
-    image = 2.0 * (db - rep.db_min) / (rep.db_max - rep.db_min) - 1.0
-    return torch.clamp(image, -1.0, 1.0)
+    return torch.clamp(db_to_image(db, rep), -1.0, 1.0)
 
 
 def image_to_magnitude(image: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
@@ -182,7 +198,7 @@ def image_to_magnitude(image: torch.Tensor, rep: Representation = Representation
     The floor (-1) becomes exact silence (0) and a zero Nyquist row is appended.
     """
     image = torch.clamp(image, -1.0, 1.0)
-    db = (image + 1.0) / 2.0 * (rep.db_max - rep.db_min) + rep.db_min
+    db = image_to_db(image, rep)
     magnitude = rep.magnitude_ref * 10.0 ** (db / 20.0)
     magnitude = torch.where(image <= -1.0 + 1e-6, torch.zeros_like(magnitude), magnitude)
     return torch.nn.functional.pad(magnitude, (0, 0, 0, 1))
@@ -221,6 +237,14 @@ def griffin_lim(magnitude: torch.Tensor, init_phase: torch.Tensor | None, n_iter
         previous = rebuilt
         angles = torch.sgn(accelerated)  # z / |z|, 0 for 0: one pass instead of abs, add and divide
     return istft(magnitude * angles, length, rep)
+
+
+def chunk_to_audio(image: torch.Tensor, n_iter: int, rep: Representation = Representation()) -> torch.Tensor:
+    """A chunk image [n_bins, chunk_frames] with no phase of its own (a generated or converted chunk) -> audio
+    [(chunk_frames - 1) * hop_length] samples, by griffin_lim from zero phase. Centred STFT frames: that many
+    samples give back exactly chunk_frames frames. Songs, which have a phase, go through conversion.py instead."""
+    length = (image.shape[-1] - 1) * rep.hop_length
+    return griffin_lim(image_to_magnitude(image, rep), None, n_iter, length, rep)
 
 
 def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> float:

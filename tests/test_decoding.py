@@ -1,5 +1,5 @@
 """Songs in the formats music libraries hold and libsndfile cannot read (AAC in .m4a, Opus in .webm), decoded by
-ffmpeg (issue 15); and the one line a user gets where ffmpeg is missing. The encoded songs are made here with
+ffmpeg; and the one line a user gets where ffmpeg is missing. The encoded songs are made here with
 ffmpeg from the shared GTZAN clips; the tests that need ffmpeg are skipped, with the reason, where it is missing
 (.ci/run installs Debian's ffmpeg)."""
 

@@ -1,4 +1,4 @@
-"""The output at the song's own sample rate and channels (issue 15): nothing of the song is lost by the pipeline
+"""The output at the song's own sample rate and channels: nothing of the song is lost by the pipeline
 itself (the null test), the high band and the stereo image survive the bundled model, --mono is today's output,
 and the full-quality path streams.
 

@@ -1,7 +1,6 @@
-"""Bad input, faults and untrusted files: a clear error or the right value, and nothing lost (issue 3).
-
-Each test builds its small input with numpy + soundfile; the numbers refer to the cases of the issue.
-"""
+"""Bad input, faults and untrusted files: unreadable, truncated, short, silent or non-finite audio, odd sample
+rates and formats, loud outputs, resuming, crashes while saving, crafted checkpoints, paths. Each gives a clear
+error or the right value, and nothing is lost. Each test builds its small input with numpy + soundfile."""
 
 from __future__ import annotations
 

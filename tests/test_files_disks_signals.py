@@ -1,5 +1,6 @@
-"""Faults, round 2 (issue 11): one test per case, on the issue's inputs. Full and read-only disks are simulated by
-making the writes (outputs.open) or the creation of files (outputs.tempfile.mkstemp) raise OSError(ENOSPC / EROFS),
+"""Files and where they go: every audio format, odd file names, checkpoints of another kind, linked folders, songs
+sharing a stem, full and read-only disks, SIGTERM and SIGHUP. Full and read-only disks are simulated by making the
+writes (output_files.open) or the creation of files (output_files.tempfile.mkstemp) raise OSError(ENOSPC / EROFS),
 as a 2 MB tmpfs or a read-only mount would; SIGTERM and SIGHUP are sent to a real convert.py process."""
 
 from __future__ import annotations

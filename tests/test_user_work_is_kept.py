@@ -1,4 +1,4 @@
-"""Never lose a user's work, never train on our own output (issue 10): named runs, provenance, folder conversion,
+"""Never lose a user's work, never train on our own output: named runs, provenance, folder conversion,
 output formats, progress over the whole run, the benchmark's smoke test."""
 
 from __future__ import annotations
