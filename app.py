@@ -136,7 +136,8 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         return status([with_file_names(str(error).splitlines()[0], [song, folder])], True), None, None, None
     lines = [f"using {loaded.description}", converted.summary(job),
              *(f"warning: {warning}" for warning in converted.warnings)]
-    return status([with_file_names(line, [song, job.output]) for line in lines]), str(job.output), str(picture), str(job.output)
+    output = str(job.output)
+    return status([with_file_names(line, [song, job.output]) for line in lines]), output, str(picture), output
 
 
 CSS = """

@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
-    add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz): the channels averaged, nothing above 11 kHz (default: the song's own sample rate and channels)")
+    add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz): the channels "
+        "averaged, nothing above 11 kHz (default: the song's own sample rate and channels)")
     add("--keep-high-band", action=argparse.BooleanOptionalAction, default=True, help="keep the song's own sound "
         "above the model's band (10-22 kHz at 44.1 kHz), at the converted band's level; --no-keep-high-band "
         "leaves it out, as the model's 22050 Hz would (default: kept)")
@@ -114,7 +115,8 @@ def convert(args: argparse.Namespace) -> int:
     jobs, errors = plan(options, rep)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
-    generator = torch.compile(loaded.generator, dynamic=True) if args.compile and jobs else loaded.generator  # any batch
+    # dynamic: a song's last batch is smaller
+    generator = torch.compile(loaded.generator, dynamic=True) if args.compile and jobs else loaded.generator
     provenance = {"tool": "convert.py", "direction": args.direction, "checkpoint": str(loaded.checkpoint)}
     failed = list(errors)
     for job in jobs:

@@ -206,7 +206,7 @@ def gan_step(generator: MlpGenerator, discriminator: MlpDiscriminator, optimizer
 
 def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
     """Before the first step: the run's folders must be writable with room for a checkpoint and a round of
-    samples (raises outputs.OutputError saying which flag to change); then an --overwrite run's old files go."""
+    samples (raises output_files.OutputError saying which flag to change); then an --overwrite run's old files go."""
     check_writable(args.checkpoint.parent, estimate_checkpoint_bytes(parts), "pass --checkpoint with a writable "
                    "place (or another --name)")
     check_writable(args.samples_dir, args.n_wavs * audio_bytes(rep.chunk_samples) + (1 << 20),

@@ -297,7 +297,7 @@ def new_model_config(args: argparse.Namespace, rep: Representation) -> ModelConf
 
 def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
     """Before the first step, not after an epoch of work: the folders must be writable with room for a checkpoint
-    and an epoch's samples (raises outputs.OutputError saying which flag to change); then an --overwrite run's
+    and an epoch's samples (raises output_files.OutputError saying which flag to change); then an --overwrite run's
     old files go."""
     pools = 2 * args.pool_size * args.batch_size * rep.n_bins * rep.chunk_frames * 4
     check_writable(args.checkpoint_dir, estimate_checkpoint_bytes(parts, pools),

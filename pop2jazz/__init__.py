@@ -1,8 +1,14 @@
-"""What the commands at the project's root share: audio in and out, the spectrogram representation, datasets,
-checkpoints and runs, conversion, the judges and the reports. Nothing here imports a command.
+"""What the commands at the project's root share. Nothing here imports a command.
 
-Where to look first:
-- spectrogram.py: the representation (STFT log-magnitude in dB as a [-1, 1] image) and its inverse, Griffin-Lim;
-- train.py (at the root): the CycleGAN losses; model_cyclegan.py: the networks;
-- conversion.py: a song through a generator, window by window; full_quality.py: back to the song's rate and channels.
+- sound in and files out: audio_files (reading any song), output_files (atomic writes, provenance), errors
+  (UserError, the base of every error a user can fix), commands (how a command ends), plots;
+- the representation: spectrogram (STFT log-magnitude in dB as a [-1, 1] image, the dB-image mapping,
+  Griffin-Lim, a chunk back to audio);
+- the dataset: dataset (chunk folders, cutting a song into chunks), preprocessing (audio_preprocessing.py's work);
+- runs and checkpoints: checkpoint (the format, ModelConfig), runs (where a run lives, resuming), compute (device,
+  seeds, torchrun, speed options), epoch_outputs (samples and the results page);
+- conversion: conversion (a song through a generator), full_quality (back to the song's rate and channels),
+  jobs (ConversionOptions, checks before any work);
+- evaluation: judge, channel, metrics, evaluation_report; benchmark_convert (a benchmark's child process).
+The CycleGAN losses are in train.py, the networks in model_cyclegan.py and model_pix2pix.py, at the root.
 """

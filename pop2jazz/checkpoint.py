@@ -87,7 +87,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """Write a checkpoint atomically: torch.save to a temporary file in the same folder, fsync, then rename.
 
     A crash, a full disk or an interruption at any point leaves the previous checkpoint at `path` intact (a full
-    or read-only disk raises outputs.OutputError naming `path`). `state` must hold only tensors and plain Python
+    or read-only disk raises output_files.OutputError naming `path`). `state` must hold only tensors and plain Python
     values, so that `load_checkpoint` can read it with weights_only=True; `training_state` gives it its "kind".
     """
     with atomic_file(path, state_bytes(state)) as file:
@@ -121,7 +121,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu", kind: str | 
     """Read a checkpoint without running any code from it (torch.load with weights_only=True).
 
     With `kind` ("cyclegan" or "simple_gan"), it must be one of that kind and complete: its representation and
-    the entries that kind needs. Raises FileNotFoundError (with how to get one) when `path` is missing, and
+    the entries that kind needs. Raises MissingFileError (with how to get one) when `path` is missing, and
     CheckpointError naming the file when it is not a checkpoint of this project, would need to execute code to
     load, is another kind ("X is a simple_gan.py checkpoint, not a CycleGAN one (train.py)") or is incomplete.
     """
@@ -192,7 +192,7 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
                    source: Path | str = "the checkpoint") -> nn.Module:
     """The generator of `direction` in a loaded CycleGAN checkpoint, in eval mode on `device`.
 
-    Raises ValueError for an unknown direction, CheckpointError naming `source` when the saved weights do not
+    Raises InputError for an unknown direction, CheckpointError naming `source` when the saved weights do not
     fit the saved model config.
     """
     if direction not in DIRECTIONS:

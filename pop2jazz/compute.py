@@ -124,7 +124,7 @@ def add_arguments(add: Callable) -> None:
 def data_sampler(dataset: Dataset, ranks: Ranks) -> DistributedSampler | None:
     """This rank's share of `dataset` (items rank, rank + world_size, ...), or None for a single process.
 
-    No shuffling here: data.UnpairedChunks draws its own order per epoch, the same on every rank.
+    No shuffling here: dataset.UnpairedChunks draws its own order per epoch, the same on every rank.
     """
     if ranks.world_size == 1:
         return None

@@ -24,7 +24,8 @@ from pop2jazz.output_files import atomic_write_bytes
 from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, split_chunks
 
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
-EXAMPLE_SONG = Path(__file__).resolve().parent.parent / "examples" / "lets_go_fishin_excerpt.ogg"  # CC BY 3.0, see there
+# CC BY 3.0, see examples/README.md
+EXAMPLE_SONG = Path(__file__).resolve().parent.parent / "examples" / "lets_go_fishin_excerpt.ogg"
 CLIPS_VARIABLE = "POP2JAZZ_CLIPS"  # a folder with pop/ and jazz/ songs for the real-audio tests and the benchmarks
 
 
@@ -110,7 +111,7 @@ class FolderScan:
 
 def scan_folder(folder: Path) -> FolderScan:
     """Every file below `folder`, following links to folders (Path.rglob does not before Python 3.13), each real
-    folder and file once. Raises FileNotFoundError naming the folder when it is missing or holds no audio file."""
+    folder and file once. Raises MissingFileError naming the folder when it is missing or holds no audio file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingFileError(f"{folder} does not exist: put your songs there (e.g. the GTZAN genre folder) "
@@ -151,7 +152,7 @@ def _identity(path: str | Path) -> tuple[int, int]:
 
 
 def find_audio_files(folder: Path) -> list[Path]:
-    """The audio files of `scan_folder(folder)`, sorted by path; raises FileNotFoundError as it does."""
+    """The audio files of `scan_folder(folder)`, sorted by path; raises MissingFileError as it does."""
     return scan_folder(folder).audio
 
 

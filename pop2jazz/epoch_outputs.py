@@ -47,7 +47,7 @@ def write_sample(generator: nn.Module, val: ChunkFolder | None, rep: Representat
 
     Griffin-Lim runs `n_iter` iterations from the song's phase. When the song has moved, the first held-out chunk
     is converted instead, with Griffin-Lim from zero phase. Nothing is written without held-out songs (`val`
-    None). The WAV carries `provenance` and the song it came from (outputs.write_audio). Raises AudioError when
+    None). The WAV carries `provenance` and the song it came from (output_files.write_audio). Raises AudioError when
     the song cannot be read; the generator is back in training mode either way.
     """
     if val is None:

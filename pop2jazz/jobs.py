@@ -77,7 +77,7 @@ class LoadedGenerator:
 def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu") -> LoadedGenerator:
     """The `direction` generator of the train.py checkpoint (or generators.pt export) at `checkpoint`.
 
-    Raises FileNotFoundError / CheckpointError (a ValueError) as checkpoint.load_checkpoint and generator_from do.
+    Raises MissingFileError / CheckpointError as checkpoint.load_checkpoint and generator_from do.
     """
     state = load_checkpoint(checkpoint, device, "cyclegan")
     rep = Representation.from_dict(state["representation"])
@@ -137,7 +137,7 @@ def clashes(jobs: list[Job]) -> list[list[Job]]:
 
 def separate_clashes(jobs: list[Job], direction: str) -> None:
     """Give songs that would write the same output (song.mp3 and song.ogg -> song_jazz.wav) outputs named after
-    their whole file name instead (song.mp3_jazz.wav, song.ogg_jazz.wav). Raises ValueError, before any work,
+    their whole file name instead (song.mp3_jazz.wav, song.ogg_jazz.wav). Raises InputError, before any work,
     when outputs still clash (the same name in two folders converted into one --output-dir)."""
     for group in clashes(jobs):
         for job in group:

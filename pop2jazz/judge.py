@@ -168,7 +168,7 @@ def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path]
 
     Accuracy: StratifiedGroupKFold over songs, min(folds, songs per domain) folds; each fold is fitted on the
     clean and augmented chunks of its training songs and scored on its held-out songs' clean chunks
-    (cv_accuracy) and augmented chunks (cv_accuracy_augmented). Raises ValueError when a domain has fewer than 2
+    (cv_accuracy) and augmented chunks (cv_accuracy_augmented). Raises InputError when a domain has fewer than 2
     songs at least one chunk long (no held-out song to test on), AudioError when a song cannot be read.
     """
     features, labels, groups, augmented, songs, jazz_chunks = [], [], [], [], {}, []
@@ -246,7 +246,7 @@ class TransferRateLog:
     the generator on each pop_val chunk on its own (no cross-fading, no Griffin-Lim: features of the generated
     magnitude, so figures differ a little from evaluate.py's) and rewrites `path` (CSV: FIELDS), keeping the
     rows of earlier epochs so a resumed run continues its log, and its curves beside it (`path` with .png).
-    Raises ValueError / AudioError as train_genre_classifier does.
+    Raises InputError / AudioError as train_genre_classifier does.
     """
 
     FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline", "eq_baseline")

@@ -47,7 +47,7 @@ def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Represe
 
 
 def save_figure(figure: plt.Figure, path: Path, dpi: int = 80) -> None:
-    """Write `figure` as a PNG at `path` atomically (never half-written, see outputs.atomic_file) and close it."""
+    """Write `figure` as a PNG at `path` atomically (never half-written, see output_files.atomic_file) and close it."""
     try:
         with atomic_file(path) as file:
             figure.savefig(file, format="png", dpi=dpi)

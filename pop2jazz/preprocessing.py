@@ -90,8 +90,8 @@ def songs_of(domain: str, folder: Path, entry: dict, verbose: bool) -> list[Path
     return [path for path in scan.audio if path not in ours]
 
 
-def write_song_chunks(files: dict[str, list[Path]], stems: dict[Path, str], staging: dict[str, Path], rep: Representation,
-                workers: int, summary: dict) -> dict[str, dict[Path, list[str]]]:
+def write_song_chunks(files: dict[str, list[Path]], stems: dict[Path, str], staging: dict[str, Path],
+                      rep: Representation, workers: int, summary: dict) -> dict[str, dict[Path, list[str]]]:
     """Chunk the songs of each domain in `workers` processes into staging[domain], counting in `summary`: {domain:
     {song: its chunk file names}}. Unreadable and too short songs are skipped with a line naming them."""
     chunked: dict[str, dict[Path, list[str]]] = {domain: {} for domain in files}
@@ -129,7 +129,7 @@ def preprocess(inputs: dict[str, Path], output: Path, rep: Representation, val_f
     Returns a summary {domain: {"files_read", "files_skipped", "too_short", "own_outputs", "other_files",
     "train_chunks", "val_chunks", "seconds"}}. Unreadable files are skipped with a warning naming them, files the
     tools wrote with one warning naming them all (see `songs_of`). Chunks are named after the song's path
-    (data.chunk_stems: two songs never share a name). Raises FileNotFoundError when an input folder is missing or
+    (dataset.chunk_stems: two songs never share a name). Raises MissingFileError when an input folder is missing or
     empty, ValueError when a domain yields no chunk, OutputError when `output` cannot take the chunks (checked
     before any work); nothing is written then.
     """
@@ -160,7 +160,7 @@ def preprocess(inputs: dict[str, Path], output: Path, rep: Representation, val_f
 def _stage(files: dict[str, list[Path]], stems: dict[Path, str], staging: dict[str, Path], rep: Representation,
            val_fraction: float, workers: int, seed: int, summary: dict) -> None:
     """Chunk every song into staging[domain], then split its songs into staging[domain]/{train,val} with their
-    listings (see preprocess). Raises ValueError when a domain yields no chunk."""
+    listings (see preprocess). Raises InputError when a domain yields no chunk."""
     for folder in staging.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()

@@ -42,7 +42,7 @@ def find_checkpoint(name: str, path: Path | None = None) -> Path:
     bundled model (BUNDLED_MODEL). The one place that decides it, for convert.py and evaluate.py; `describe`
     says which it was.
 
-    Raises FileNotFoundError saying how to get one, and naming the runs there are, when the run has none.
+    Raises MissingFileError saying how to get one, and naming the runs there are, when the run has none.
     """
     if path is not None:
         return Path(path)

@@ -76,7 +76,7 @@ def chunk_frames_for_seconds(seconds: float, hop_length: int = HOP_LENGTH, sampl
     """Frames per chunk for a chunk length in seconds, rounded down to a multiple of 64 (6.0 s -> 512).
 
     A multiple of 64 survives the generators' 2 down-samplings, the PatchGAN's 3 and a 6-level U-Net.
-    Raises ValueError when that leaves fewer than 64 frames (under about 0.75 s).
+    Raises InputError when that leaves fewer than 64 frames (under about 0.75 s).
     """
     frames = int(seconds * sample_rate / hop_length) // 64 * 64
     if frames < 64:
