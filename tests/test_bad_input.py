@@ -201,6 +201,7 @@ def small_run(data: Path, run: Path, *extra: str) -> int:
                        *extra])
 
 
+@pytest.mark.slow
 def test_resume_restores_models_optimisers_pools_and_rng(small_chunks, tmp_path, capsys):
     assert small_run(small_chunks, tmp_path / "straight") == 0
     assert small_run(small_chunks, tmp_path / "split", "--stop-after", "2") == 0
@@ -234,6 +235,7 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "latest.pt"
     script = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); from pop2jazz.checkpoint import save_checkpoint\n"

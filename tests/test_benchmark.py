@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 import torch
 
 import benchmark
@@ -24,6 +26,7 @@ def numbers(value):
             yield from numbers(item)
 
 
+@pytest.mark.slow
 def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
     output = tmp_path / "benchmark.json"
     threads = torch.get_num_threads()

@@ -22,6 +22,8 @@ import soundfile as sf
 
 from conftest import CORRUPT_WAV, ROOT, add_tiny_run, sine, write_wav
 
+pytestmark = pytest.mark.slow  # a real browser and server
+
 CHROMIUM = Path(os.environ.get("POP2JAZZ_CHROMIUM", "/usr/bin/chromium"))
 # what runs headless Chromium on a machine without a screen, as root, with nothing to reach outside
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

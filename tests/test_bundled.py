@@ -25,6 +25,7 @@ LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "data", "checkpoints", "sampl
                                   ".pytest_cache", "*.pyc")
 
 
+@pytest.mark.slow
 def test_a_fresh_copy_converts_the_bundled_example_with_no_arguments(tmp_path):
     """The README's first command, `uv run convert.py`, in a copy of the repository with no checkpoints/ or data/."""
     copy = tmp_path / "pop2jazz"
@@ -55,6 +56,7 @@ def test_the_bundled_model_is_a_small_generator_only_export():
     assert all(value.dtype == torch.float16 for value in state["generator_ab"].values() if value.is_floating_point())
 
 
+@pytest.mark.slow
 def test_the_export_converts_as_the_full_checkpoint_does(tiny_run, dataset):
     """generators.pt (float16) against latest.pt (float32), on real held-out chunks: the same output to float16
     precision (weights rounded to 11 significant bits move a [-1, 1] output by a few thousandths)."""
@@ -95,6 +97,7 @@ def test_without_a_run_the_default_name_falls_back_to_the_bundled_model(name, tm
             find_checkpoint(name)  # a run asked for by name is never silently replaced by the bundled model
 
 
+@pytest.mark.slow
 def test_the_model_cards_figures_are_what_evaluate_measures(held_out_dataset, tmp_path):
     """pretrained/evaluation.json holds evaluate.py's figures of the bundled model on the held-out songs, quoted in
     pretrained/README.md and the README's Results; evaluate.py measures them again here. Tolerances: one held-out

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import ROOT, TINY_MODEL
 from pop2jazz.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # two real torchrun processes
 
 NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 

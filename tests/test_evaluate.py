@@ -67,6 +67,7 @@ def held_out(dataset):
     return song, load_audio(song, REP.sample_rate), jazz
 
 
+@pytest.mark.slow
 def test_classifier_separates_jazz_from_pop_on_held_out_songs(classifier, dataset):
     # measured on the 9 + 9 training songs, 5 folds grouped by song: 0.86 on clean chunks, 0.82 on chunks through
     # random recording channels; chance is 0.5
@@ -82,6 +83,7 @@ def test_classifier_separates_jazz_from_pop_on_held_out_songs(classifier, datase
     assert (pop < 0.5).sum() == 2 and (jazz > 0.9).all()
 
 
+@pytest.mark.slow
 def test_identity_conversion_scores_the_pop_baseline(classifier, held_out):
     song, audio, jazz_chunks = held_out
     result = evaluate.evaluate_song(IdentityGenerator(), audio, REP, classifier, n_iter=4)
@@ -103,6 +105,7 @@ def test_identity_conversion_scores_the_pop_baseline(classifier, held_out):
     assert figures["inversion"]["source_phase"]["spectral_convergence_db"] < -40.0
 
 
+@pytest.mark.slow
 def test_the_level_control_scores_what_a_volume_knob_alone_scores(classifier, held_out):
     """The control row of the report: the input at the conversion's level. For a generator that only turns the
     volume down it is the conversion itself, whatever the classifier makes of quieter pop."""
@@ -151,6 +154,7 @@ def finite_numbers(value, where: str = "figures") -> list[str]:
     return []
 
 
+@pytest.mark.slow
 def test_report_and_json_are_written_with_finite_figures(tiny_run, tmp_path):
     output = tmp_path / "eval"
     code = evaluate.main(["--checkpoint", str(tiny_run["checkpoints"] / "latest.pt"), "--data",
@@ -174,6 +178,7 @@ def test_report_and_json_are_written_with_finite_figures(tiny_run, tmp_path):
             assert f"({name})" in report
 
 
+@pytest.mark.slow
 def test_missing_inputs_are_clear_errors(tiny_run, tmp_path, capsys):
     checkpoint = str(tiny_run["checkpoints"] / "latest.pt")
     assert evaluate.main(["--checkpoint", str(tmp_path / "none.pt"), "--data", str(tiny_run["data"])]) == 1
@@ -185,6 +190,7 @@ def test_missing_inputs_are_clear_errors(tiny_run, tmp_path, capsys):
     assert "missing.wav: no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_transfer_rate_log_keeps_earlier_epochs(classifier, dataset, tmp_path):
     songs = [listed_songs(dataset / name) for name in ("pop_train", "jazz_train")]
     log = TransferRateLog(*songs, ChunkFolder(dataset / "pop_val"), tmp_path / "transfer_rate.csv", REP, classifier)
@@ -197,6 +203,7 @@ def test_transfer_rate_log_keeps_earlier_epochs(classifier, dataset, tmp_path):
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == [1, 2]
 
 
+@pytest.mark.slow
 def test_train_eval_every_logs_the_transfer_rate(eval_run):
     with open(eval_run["samples"] / "transfer_rate.csv", newline="") as file:
         rows = list(csv.DictReader(file))

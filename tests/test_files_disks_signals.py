@@ -95,6 +95,7 @@ def test_every_format_libsndfile_reads_is_used_and_other_files_are_counted(tmp_p
 ODD_NAMES = [b"caf\xe9.wav", 'my song #1 "live".wav'.encode(), "it's.wav".encode(), "песня.wav".encode()]
 
 
+@pytest.mark.slow
 def test_odd_file_names_are_read_converted_and_printed(tmp_path, jazz, checkpoint, capsys):
     pop = tmp_path / "pop"
     pop.mkdir()
@@ -302,6 +303,7 @@ def test_a_read_only_output_place_is_refused_before_any_work(tool, tmp_path, tin
 
 
 # 8. interrupted conversion
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_terminated_conversion_cleans_up_as_ctrl_c_does(signum, tmp_path, checkpoint):
     write_wav(tmp_path / "earlier.wav", noise(2.0), 22050)

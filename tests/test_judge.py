@@ -107,6 +107,7 @@ def held_out_judge(held_out_dataset):
                                   listed_songs(held_out_dataset / "jazz_train"), REP)
 
 
+@pytest.mark.slow
 def test_the_judge_is_accurate_on_held_out_songs_and_ignores_each_channel_change(held_out_judge, held_out_dataset):
     judge = held_out_judge
     # measured: 0.91 on clean held-out chunks, 0.91 on held-out chunks through random recording channels
@@ -123,6 +124,7 @@ def test_the_judge_is_accurate_on_held_out_songs_and_ignores_each_channel_change
     assert sum(flipped.values()) / len(flipped) <= 0.15  # measured 0.11
 
 
+@pytest.mark.slow
 def test_the_eq_baseline_does_not_fool_the_judge(held_out_judge, held_out_dataset):
     pop_val = ChunkFolder(held_out_dataset / "pop_val")
     pop = torch.from_numpy(np.stack([pop_val[index] for index in range(len(pop_val))]))
@@ -155,6 +157,7 @@ def test_verdicts_say_when_the_figure_cannot_tell_jazz():
     assert "moves pop from 10% to 50% classified jazz" in _["text"]
 
 
+@pytest.mark.slow
 def test_the_report_warns_when_the_jazz_it_is_given_is_pop(tiny_run, tmp_path, capsys):
     not_jazz = listed_songs(tiny_run["data"] / "pop_train")[:3]
     output = tmp_path / "eval"
@@ -177,6 +180,7 @@ def test_the_report_warns_when_the_jazz_it_is_given_is_pop(tiny_run, tmp_path, c
     assert "| tilt -6 dB/oct |" in report and "| reverb 1.5 s |" in report  # the robustness table
 
 
+@pytest.mark.slow
 def test_experiments_judge_holds_every_song_out(gtzan_mini, tmp_path):
     """experiments/judge.py on 3 pop and 3 jazz clips, one seed: each song is held out once."""
     spec = importlib.util.spec_from_file_location("judge_experiment", ROOT / "experiments" / "judge.py")

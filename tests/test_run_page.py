@@ -6,6 +6,8 @@ from __future__ import annotations
 import html.parser
 from pathlib import Path
 
+import pytest
+
 from pop2jazz.epoch_outputs import PAGE, write_run_page
 
 
@@ -52,6 +54,7 @@ def test_the_page_lists_every_epoch_newest_first_with_what_is_there(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []  # no temporary left
 
 
+@pytest.mark.slow
 def test_training_keeps_the_page_up_to_date(eval_run):
     """The 4-epoch tiny run with --eval-every 2: every epoch's sample on the page, both curves, links to files that
     are there."""

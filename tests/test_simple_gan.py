@@ -112,6 +112,7 @@ def test_help_gives_every_default(capsys):
         assert default in text
 
 
+@pytest.mark.slow
 def test_a_short_default_run_learns_the_domains_spectral_shape(dataset, tmp_path):
     """90 epochs (270 steps, less than half the default run) at the default sizes: the samples' mean spectrum
     (over samples and time, per frequency row) moves from the untrained generator's flat grey to within 40 % of

@@ -113,6 +113,7 @@ def test_the_unet_refuses_the_resnet_levers(capsys):
     assert "shape the ResNet generator" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_ab_script_runs_and_tabulates(gtzan_mini, tmp_path):
     """ab.py --quick on two runs (2 steps of a width-4 model each): the table, the JSON, the picture, the WAVs."""
     output = tmp_path / "ab"

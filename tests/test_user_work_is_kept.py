@@ -48,6 +48,7 @@ def listing(folder: Path) -> list[str]:
 
 
 # 1. a finished or running training is never replaced by accident
+@pytest.mark.slow
 def test_a_second_run_is_refused_names_sit_side_by_side_and_overwrite_clears(small_data, tmp_path, monkeypatch,
                                                                             capsys):
     monkeypatch.chdir(tmp_path)
