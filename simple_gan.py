@@ -46,6 +46,7 @@ from pop2jazz.runs import (
     LATEST,
     SAMPLES,
     add_run_options,
+    check_batch_size,
     check_new_run,
     clear_run,
     estimate_checkpoint_bytes,
@@ -253,6 +254,7 @@ def train(args: argparse.Namespace) -> int:
     # data
     folder = ChunkFolder(args.data)
     rep = folder.representation
+    check_batch_size(args.batch_size, len(folder))
     if state is not None and Representation.from_dict(state["representation"]) != rep:
         raise DataError(f"{args.checkpoint} was trained on another representation than {args.data}")
     real_images = shrink_chunks(folder, args.image_size).to(device)

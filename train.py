@@ -46,6 +46,7 @@ from pop2jazz.runs import (
     LATEST,
     SAMPLES,
     add_run_options,
+    check_batch_size,
     check_new_run,
     clear_run,
     estimate_checkpoint_bytes,
@@ -342,6 +343,7 @@ def train(args: argparse.Namespace) -> int:
     loader = DataLoader(dataset, args.batch_size, sampler=compute.data_sampler(dataset, ranks), shuffle=False,
                         num_workers=compute.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
+    check_batch_size(args.batch_size, len(loader.sampler))
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
     # models, optimisers, schedules, image pools
