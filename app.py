@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from pop2jazz.checkpoint import BUNDLED_MODEL, DIRECTIONS
-from pop2jazz.commands import TERMINATION_SIGNALS, run_command
+from pop2jazz.commands import TERMINATION_SIGNALS, int_range, non_negative_int, positive_float, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.errors import InputError, ServeError, UserError
@@ -53,17 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on: 127.0.0.1 is this computer only; 0.0.0.0 is "
         "every network the computer is on, for anyone who can reach it (default: 127.0.0.1)")
-    add("--port", type=int, default=7860, help="port to listen on (default: 7860)")
-    add("--max-upload-mb", type=float, default=100, help="larger uploads are refused; 100 MB is about 10 minutes "
+    add("--port", type=int_range(1, 65535), default=7860, help="port to listen on (default: 7860)")
+    add("--max-upload-mb", type=positive_float, default=100,
+        help="larger uploads are refused; 100 MB is about 10 minutes "
         "of CD-quality WAV (default: 100)")
-    add("--griffin-lim-iters", type=int, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations from the source "
+    add("--griffin-lim-iters", type=non_negative_int, default=GRIFFIN_LIM_ITERS,
+        help="Griffin-Lim iterations from the source "
         f"phase, as in convert.py (default: {GRIFFIN_LIM_ITERS})")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error("--port must be in 1..65535")
-    if args.max_upload_mb <= 0:
-        parser.error("--max-upload-mb must be positive")
     return args
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from pop2jazz.commands import run_command
+from pop2jazz.commands import float_range, fraction, non_negative_int, positive_int, run_command
 from pop2jazz.preprocessing import preprocess
 from pop2jazz.spectrogram import Representation, chunk_frames_for_seconds
 
@@ -34,13 +34,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "data/jazz)")
     parser.add_argument("--output", type=Path, default=Path("data"), help="where <domain>_train/ and <domain>_val/ "
                         "go (default: data)")
-    parser.add_argument("--chunk-seconds", type=float, default=6.0, help="chunk length in seconds, rounded down to "
+    parser.add_argument("--chunk-seconds", type=float_range(0.75), default=6.0,
+                        help="chunk length in seconds, rounded down to "
                         "a multiple of 64 frames of 256 samples (default: 6.0 -> 512 frames = 5.94 s)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of songs per domain held out "
+    parser.add_argument("--val-fraction", type=fraction, default=0.1, help="fraction of songs per domain held out "
                         "for validation, at least one when there are two or more (default: 0.1)")
-    parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=positive_int, default=max(1, os.cpu_count() or 1),
                         help="parallel processes (default: one per CPU core)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation split (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the validation split (default: 0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="name the files that are not audio, not only "
                         "count them")
     return parser.parse_args(argv)

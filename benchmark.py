@@ -41,7 +41,7 @@ import torch
 
 from pop2jazz import preprocessing  # timed in this process: a child's start-up would swamp its 0.3 s of work
 from pop2jazz.checkpoint import load_checkpoint
-from pop2jazz.commands import run_child, run_command
+from pop2jazz.commands import positive_int, positive_int_list, run_child, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.dataset import example_clips
 from pop2jazz.errors import ChildFailed, MissingFileError
@@ -266,11 +266,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", type=Path, default=CLIPS, help=f"folder with pop/ and jazz/ clips (default: "
                         f"$POP2JAZZ_CLIPS, else {CLIPS})")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
-    parser.add_argument("--batch-size", type=int, default=4, help="generator windows per call in conversion "
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="generator windows per call in conversion "
                         "(default: 4)")
-    parser.add_argument("--train-batch-sizes", default="1", help="comma-separated batch sizes for the paper-size "
+    parser.add_argument("--train-batch-sizes", type=positive_int_list, default=[1],
+                        help="comma-separated batch sizes for the paper-size "
                         "training figure (default: 1)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
+    parser.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice, one per core)")
     parser.add_argument("--bf16", action="store_true", help="convert with bf16 autocast, as convert.py --bf16")
     parser.add_argument("--compile", action="store_true", help="torch.compile, as convert.py and train.py --compile")
     parser.add_argument("--channels-last", action="store_true", help="pass --channels-last to train.py")
@@ -287,7 +288,7 @@ def benchmark(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = str(pick_device(args.device))
     results = run_benchmark(args.quick, args.clips, device, args.batch_size,
-                            [int(size) for size in args.train_batch_sizes.split(",")], args.bf16, args.compile,
+                            args.train_batch_sizes, args.bf16, args.compile,
                             args.channels_last)
     print(table(results))
     atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())

@@ -36,7 +36,7 @@ import torch
 
 from pop2jazz.audio_files import AudioError
 from pop2jazz.checkpoint import DIRECTIONS
-from pop2jazz.commands import run_command
+from pop2jazz.commands import fraction, non_negative_int, positive_int, run_command
 from pop2jazz.compute import keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.jobs import (
@@ -67,11 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_checkpoint_options(parser)  # --name, --checkpoint
     add("--direction", choices=list(DIRECTIONS), default="pop2jazz", help="pop2jazz uses generator_ab, jazz2pop "
         "generator_ba (default: pop2jazz)")
-    add("--griffin-lim-iters", type=int, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations from the source "
+    add("--griffin-lim-iters", type=non_negative_int, default=GRIFFIN_LIM_ITERS,
+        help="Griffin-Lim iterations from the source "
         f"phase; 0 keeps the source phase as it is (default: {GRIFFIN_LIM_ITERS})")
-    add("--overlap", type=float, default=OVERLAP, help="fraction of a window shared with the next one, cross-faded "
+    add("--overlap", type=fraction, default=OVERLAP, help="fraction of a window shared with the next one, cross-faded "
         f"(default: {OVERLAP})")
-    add("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per generator call (default: {BATCH_SIZE})")
+    add("--batch-size", type=positive_int, default=BATCH_SIZE,
+        help=f"windows per generator call (default: {BATCH_SIZE})")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster where the CPU "
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
@@ -99,8 +101,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.overwrite = args.overwrite or (made_by or {}).get("input") == str(EXAMPLE_SONG)  # ours: redo it
     if args.output is not None and (len(args.songs) > 1 or args.songs[0].is_dir() or args.output_dir):
         parser.error("-o/--output takes one song; convert several songs or a folder with --output-dir")
-    if not 0.0 <= args.overlap < 1.0:
-        parser.error("--overlap must be in [0, 1)")
     return args
 
 

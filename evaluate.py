@@ -44,7 +44,7 @@ from tqdm import tqdm
 from pop2jazz.audio_files import AudioError
 from pop2jazz.channel import eq_to_jazz
 from pop2jazz.checkpoint import generator_from, load_checkpoint
-from pop2jazz.commands import run_command
+from pop2jazz.commands import non_negative_int, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.conversion import convert_magnitude
 from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
@@ -193,8 +193,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "listed in <data>/jazz_val/representation.json)")
     add("-o", "--output", type=Path, help="report folder (default: samples/NAME/eval, or samples/eval_<checkpoint "
         "stem> with --checkpoint)")
-    add("--griffin-lim-iters", type=int, default=32, help="iterations of both Griffin-Lims (default: 32)")
-    add("--seed", type=int, default=0, help="cross-validation folds and librosa's random phase (default: 0)")
+    add("--griffin-lim-iters", type=non_negative_int, default=32, help="iterations of both Griffin-Lims (default: 32)")
+    add("--seed", type=non_negative_int, default=0,
+        help="cross-validation folds and librosa's random phase (default: 0)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
     args.output = args.output or (SAMPLES / args.name / "eval" if args.checkpoint is None else

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from model_cyclegan import init_weights
 from pop2jazz import commands, compute
+from pop2jazz.commands import float_range, int_range, non_negative_int, positive_float, positive_int
 from pop2jazz.checkpoint import save_checkpoint
 from pop2jazz.dataset import ChunkFolder, DataError
 from pop2jazz.output_files import audio_bytes, check_writable, write_audio
@@ -45,6 +46,7 @@ from pop2jazz.runs import (
     LATEST,
     SAMPLES,
     add_run_options,
+    check_batch_size,
     check_new_run,
     clear_run,
     estimate_checkpoint_bytes,
@@ -150,30 +152,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--checkpoint", type=Path, default=None, help="checkpoint file written after every epoch and read by "
         "--resume, instead of checkpoints/NAME/latest.pt")
     add("--samples-dir", type=Path, default=None, help="PNG grids, WAVs and losses.csv, instead of samples/NAME")
-    add("--epochs", type=int, default=200, help="passes over the chunks (default: 200; with --resume, the saved "
+    add("--epochs", type=positive_int, default=200,
+        help="passes over the chunks (default: 200; with --resume, the saved "
         "number unless given)")
-    add("--batch-size", type=int, default=8, help="chunks per step (default: 8)")
-    add("--real-label", type=float, default=0.9, help="the discriminator's target for real images: below 1 is "
+    add("--batch-size", type=int_range(2), default=8, help="chunks per step (default: 8)")
+    add("--real-label", type=float_range(0.0, 1.0, low_open=True), default=0.9,
+        help="the discriminator's target for real images: below 1 is "
         "one-sided label smoothing (Salimans et al. 2016 section 3.4), which keeps it from growing so sure that "
         "the generator's gradients vanish (default: 0.9)")
-    add("--image-size", type=int, default=64, help="side of the square images the GAN sees and makes, shrunk "
+    add("--image-size", type=positive_int, default=64, help="side of the square images the GAN sees and makes, shrunk "
         "from the chunks (default: 64)")
-    add("--latent-dim", type=int, default=100, help="length of the generator's noise vector z (default: 100)")
-    add("--hidden", type=int, default=256, help="units of the narrower hidden layer; the wider has twice as "
+    add("--latent-dim", type=positive_int, default=100, help="length of the generator's noise vector z (default: 100)")
+    add("--hidden", type=positive_int, default=256, help="units of the narrower hidden layer; the wider has twice as "
         "many (default: 256)")
-    add("--lr", type=float, default=2e-4, help="Adam learning rate, both networks (default: 2e-4)")
-    add("--sample-every", type=int, default=10, help="save the checkpoint and write the PNG grid, WAVs and losses "
+    add("--lr", type=positive_float, default=2e-4, help="Adam learning rate, both networks (default: 2e-4)")
+    add("--sample-every", type=positive_int, default=10,
+        help="save the checkpoint and write the PNG grid, WAVs and losses "
         "every N epochs, and after the last (default: 10)")
-    add("--n-wavs", type=int, default=2, help="generated images written as WAV each epoch (default: 2)")
-    add("--griffin-lim-iters", type=int, default=32, help="for the WAVs (default: 32)")
-    add("--seed", type=int, default=0, help="seed of the weights, noise and batch order (default: 0)")
+    add("--n-wavs", type=int_range(0, GRID ** 2), default=2,
+        help="generated images written as WAV each epoch (default: 2)")
+    add("--griffin-lim-iters", type=non_negative_int, default=32, help="for the WAVs (default: 32)")
+    add("--seed", type=non_negative_int, default=0, help="seed of the weights, noise and batch order (default: 0)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
     args.given = explicit_options(parser, argv)
     args.checkpoint = args.checkpoint or CHECKPOINTS / args.name / LATEST
     args.samples_dir = args.samples_dir or SAMPLES / args.name
-    if min(args.batch_size, args.image_size, args.latent_dim, args.hidden) < 1 or args.n_wavs > GRID ** 2:
-        parser.error(f"sizes must be positive and --n-wavs at most {GRID ** 2}")
     return args
 
 
@@ -248,6 +252,7 @@ def train(args: argparse.Namespace) -> int:
     # data
     folder = ChunkFolder(args.data)
     rep = folder.representation
+    check_batch_size(args.batch_size, len(folder))
     if state is not None and Representation.from_dict(state["representation"]) != rep:
         raise DataError(f"{args.checkpoint} was trained on another representation than {args.data}")
     real_images = shrink_chunks(folder, args.image_size).to(device)

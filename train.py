@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from model_cyclegan import OUTPUTS, RESIDUAL_SCALE, UPSAMPLING, ImagePool, init_weights
 from pop2jazz import commands, compute
+from pop2jazz.commands import non_negative_float, non_negative_int, positive_float, positive_int
 from pop2jazz.audio_files import AudioError
 from pop2jazz.checkpoint import (
     GENERATORS,
@@ -52,6 +53,7 @@ from pop2jazz.runs import (
     LATEST,
     SAMPLES,
     add_run_options,
+    check_batch_size,
     check_new_run,
     clear_run,
     estimate_checkpoint_bytes,
@@ -79,15 +81,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_run_options(parser, DEFAULT_RUN)  # --name, --resume, --overwrite
     add("--checkpoint-dir", type=Path, default=None, help="checkpoint folder, instead of checkpoints/NAME")
     add("--samples-dir", type=Path, default=None, help="samples folder, instead of samples/NAME")
-    add("--epochs", type=int, default=200, help="half at constant lr, half decaying to 0 (default: 200; with "
+    add("--epochs", type=positive_int, default=200, help="half at constant lr, half decaying to 0 (default: 200; with "
         "--resume, the saved number unless given)")
-    add("--batch-size", type=int, default=1, help="default: 1, as in the paper")
+    add("--batch-size", type=positive_int, default=1, help="default: 1, as in the paper")
     add("--generator", choices=GENERATORS, default="resnet", help="both generators: resnet (Zhu et al. 2017) or "
         "unet (the pix2pix U-Net, Isola et al. 2017, depth from the chunk size; ignores --n-blocks); saved in the "
         "checkpoint for convert.py (default: resnet)")
-    add("--width", type=int, default=64, help="generator width, 64 in the paper (default: 64)")
-    add("--n-blocks", type=int, default=9, help="generator residual blocks, 9 in the paper (default: 9)")
-    add("--disc-width", type=int, default=None, help="discriminator width (default: same as --width)")
+    add("--width", type=positive_int, default=64, help="generator width, 64 in the paper (default: 64)")
+    add("--n-blocks", type=non_negative_int, default=9, help="generator residual blocks, 9 in the paper (default: 9)")
+    add("--disc-width", type=positive_int, default=None, help="discriminator width (default: same as --width)")
     add("--upsample", choices=UPSAMPLING, default="transpose", help="ResNet generator up-sampling: transpose "
         "(stride-2 transposed convolutions, the paper's) or resize (nearest-neighbour x2 then a 3x3 convolution, "
         "Odena et al. 2016: no checkerboard pattern) (default: transpose)")
@@ -96,19 +98,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: direct)")
     add("--spectral-norm", action="store_true", help="spectral normalisation of every discriminator convolution "
         "(Miyato et al. 2018)")
-    add("--steps-per-epoch", type=int, default=0, help="cap on steps per epoch; 0 = every chunk (default: 0)")
-    add("--lr", type=float, default=2e-4, help="Adam learning rate (default: 2e-4)")
-    add("--lambda-cycle", type=float, default=10.0, help="weight of the L1 cycle loss (default: 10)")
-    add("--lambda-identity", type=float, default=0.5, help="identity loss weight as a fraction of "
+    add("--steps-per-epoch", type=non_negative_int, default=0,
+        help="cap on steps per epoch; 0 = every chunk (default: 0)")
+    add("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default: 2e-4)")
+    add("--lambda-cycle", type=non_negative_float, default=10.0, help="weight of the L1 cycle loss (default: 10)")
+    add("--lambda-identity", type=non_negative_float, default=0.5, help="identity loss weight as a fraction of "
         "lambda_cycle (default: 0.5)")
-    add("--pool-size", type=int, default=50, help="image_pool size per discriminator (default: 50)")
-    add("--griffin-lim-iters", type=int, default=32, help="for the sample WAVs (default: 32)")
-    add("--seed", type=int, default=0, help="default: 0")
+    add("--pool-size", type=non_negative_int, default=50, help="image_pool size per discriminator (default: 50)")
+    add("--griffin-lim-iters", type=non_negative_int, default=32, help="for the sample WAVs (default: 32)")
+    add("--seed", type=non_negative_int, default=0, help="default: 0")
     compute.add_arguments(add)  # --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
-    add("--stop-after", type=int, default=0, help="stop after this many epochs in this run, to split a long "
+    add("--stop-after", type=non_negative_int, default=0,
+        help="stop after this many epochs in this run, to split a long "
         "run into sessions; carry on with --resume (default: 0 = run to --epochs)")
-    add("--eval-every", type=int, default=0, help="every N epochs, log the style transfer rate of the pop_val "
+    add("--eval-every", type=non_negative_int, default=0,
+        help="every N epochs, log the style transfer rate of the pop_val "
         "chunks (evaluate.py's genre classifier, no Griffin-Lim) to <samples-dir>/transfer_rate.csv; 0 = never "
         "(default: 0)")
     args = parser.parse_args(argv)
@@ -346,6 +351,7 @@ def train(args: argparse.Namespace) -> int:
     loader = DataLoader(dataset, args.batch_size, sampler=compute.data_sampler(dataset, ranks), shuffle=False,
                         num_workers=compute.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
+    check_batch_size(args.batch_size, len(loader.sampler))
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
     # models, optimisers, schedules, image pools

@@ -128,6 +128,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu", kind: str | 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no checkpoint at {path}: train one with `uv run train.py` or pass --checkpoint")
+    check_not_text(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -136,12 +137,50 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu", kind: str | 
                               f"({str(error).splitlines()[0]})") from error
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
+    check_format(state, path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this project (format {CHECKPOINT_FORMAT}): a torch file "
                               f"from elsewhere; pass one written by train.py or simple_gan.py")
     if kind is not None:
         check_kind(state, kind, path)
     return state
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"  # how a Git LFS pointer file starts
+
+
+def check_not_text(path: Path) -> None:
+    """Raise CheckpointError naming `path` when it is a text file rather than a torch file: a Git LFS pointer
+    (the repository was cloned without `git lfs`), an HTML page (a download that saved an error page) or other
+    text. torch files are zip archives or pickles, which hold bytes no text has."""
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if head.startswith(LFS_POINTER):
+        raise CheckpointError(f"{path} is a Git LFS pointer (a small text file), not the model: run `git lfs pull` "
+                              f"or download it again")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not just a character cut at the end of the 4096 bytes
+            return
+        text = head[: error.start].decode("utf-8")
+    if "\0" in text or any(ord(character) < 32 and character not in "\t\n\r\f" for character in text):
+        return
+    lowered = text.lstrip().lower()
+    if lowered.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")) or "<html" in lowered:
+        raise CheckpointError(f"{path} is an HTML page (a saved web or error page, {path.stat().st_size} bytes), "
+                              f"not a checkpoint: download it again")
+    raise CheckpointError(f"{path} is a text file ({path.stat().st_size} bytes), not a checkpoint: pass one "
+                          f"written by train.py or simple_gan.py, or download it again")
+
+
+def check_format(state, path: Path) -> None:
+    """Raise CheckpointError naming `path` when `state` is a checkpoint of a newer pop2jazz (a format number above
+    CHECKPOINT_FORMAT)."""
+    saved = state.get("format") if isinstance(state, dict) else None
+    if isinstance(saved, int) and not isinstance(saved, bool) and saved > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} was written by a newer pop2jazz (checkpoint format {saved}; this version "
+                              f"reads {CHECKPOINT_FORMAT}): update pop2jazz")
 
 
 def check_kind(state: dict, kind: str, path: Path) -> None:

@@ -3,8 +3,10 @@ processes that are passed the signal, and a console that prints any file name.""
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -103,3 +105,62 @@ def run_command(function: Callable, args, interrupted: str = "") -> int:
         print(f"\ninterrupted ({name}): no file was left half-written{'; ' if interrupted else ''}{interrupted}",
               file=sys.stderr)
         return 128 + signum  # the shell's code for a process a signal ended: 130 for Ctrl-C, 143 for SIGTERM
+
+
+# argparse types for numeric options: a value out of range is refused at once, with the range, as exit code 2
+
+def _number(kind: type, text: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") \
+            from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (no upper bound when `high` is None)."""
+    allowed = f">= {low}" if high is None else f"in {low}..{high}"
+
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: must be a whole number {allowed}")
+        return value
+
+    parse.__name__ = "int"  # how argparse names the type in its own messages
+    return parse
+
+
+def float_range(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+                ) -> Callable[[str], float]:
+    """An argparse type: a finite number between `low` and `high` (no upper bound when None), each end included
+    unless `low_open` / `high_open`."""
+    if high is None:
+        allowed = f"> {low:g}" if low_open else f">= {low:g}"
+    else:
+        allowed = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text: str) -> float:
+        value = _number(float, text)
+        if value < low or (low_open and value == low) or (high is not None and (
+                value > high or (high_open and value == high))):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {allowed}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+positive_int = int_range(1)
+non_negative_int = int_range(0)
+positive_float = float_range(0.0, low_open=True)
+non_negative_float = float_range(0.0)
+fraction = float_range(0.0, 1.0, high_open=True)  # in [0, 1)
+
+
+def positive_int_list(text: str) -> list[int]:
+    """An argparse type: comma-separated whole numbers >= 1 ('1,4')."""
+    return [positive_int(item.strip()) for item in text.split(",")]

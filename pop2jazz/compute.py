@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 
+from pop2jazz.commands import non_negative_int
 from pop2jazz.errors import NonFiniteLoss
 
 
@@ -114,7 +115,7 @@ def setup_distributed(device: torch.device) -> tuple[Ranks, torch.device]:
 
 def add_arguments(add: Callable) -> None:
     """The speed flags, added with `add` (an argparse parser's add_argument)."""
-    add("--workers", type=int, default=None, help="DataLoader worker processes per training process "
+    add("--workers", type=non_negative_int, default=None, help="DataLoader worker processes per training process "
         "(default: 4 with CUDA, 0 on the CPU)")
     add("--compile", action="store_true", help="torch.compile the networks for training (minutes to start)")
     add("--channels-last", action="store_true", help="NHWC weights and activations (faster convolutions on "

@@ -15,7 +15,7 @@ from torch import nn
 
 from pop2jazz.checkpoint import BUNDLED_MODEL, CheckpointError, load_checkpoint, state_bytes
 from pop2jazz.compute import rng_state
-from pop2jazz.errors import MissingFileError
+from pop2jazz.errors import InputError, MissingFileError
 from pop2jazz.spectrogram import Representation
 
 CHECKPOINTS, SAMPLES, LATEST = Path("checkpoints"), Path("samples"), "latest.pt"  # a run NAME: CHECKPOINTS/NAME/LATEST
@@ -156,6 +156,14 @@ def run_files(checkpoint: Path, samples: Path) -> list[Path]:
     the RUN_OUTPUTS."""
     found = [path for path in (checkpoint, checkpoint.with_name(GENERATORS_FILE)) if path.is_file()]
     return found + sorted(path for pattern in RUN_OUTPUTS for path in Path(samples).glob(pattern) if path.is_file())
+
+
+def check_batch_size(batch_size: int, chunks: int) -> None:
+    """Raise InputError, before anything is written, when not one batch of `batch_size` fits in the `chunks`
+    training chunks (of this process): an epoch would have no step and the run would save an untrained model."""
+    if batch_size > chunks:
+        raise InputError(f"--batch-size {batch_size} is larger than the {chunks} training chunks: lower it or add "
+                         f"songs")
 
 
 def check_new_run(checkpoint: Path, samples: Path, resume: bool, overwrite: bool) -> list[Path]:
