@@ -19,7 +19,14 @@ from pop2jazz.checkpoint import DIRECTIONS, describe, generator_from, load_check
 from pop2jazz.conversion import convert_file, output_layout
 from pop2jazz.dataset import scan_folder
 from pop2jazz.errors import InputError, WouldOverwriteError
-from pop2jazz.output_files import audio_bytes, audio_format, channels_suffix, check_writable, provenance_of
+from pop2jazz.output_files import (
+    audio_bytes,
+    audio_format,
+    channels_suffix,
+    check_writable,
+    name_too_long,
+    provenance_of,
+)
 from pop2jazz.plots import save_spectrograms
 from pop2jazz.spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
@@ -149,13 +156,24 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, args: arg
         warnings.simplefilter("always")
         seconds, gain = convert_file(generator, job.song, job.output, rep, args.griffin_lim_iters, args.overlap,
                                      args.batch_size, progress=True, bf16=args.bf16, provenance=provenance,
-                                     mono=args.mono, keep_high_band=args.keep_high_band)
+                                     mono=args.mono, keep_high_band=args.keep_high_band,
+                                     replace=args.overwrite)
     ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
     for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
         if other not in ours:
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours],
                      sample_rate, channels)
+
+
+def output_name_error(job: Job) -> str | None:
+    """The error line for a song whose output name is longer than its folder takes (checked before anything asks
+    the disk about that name, which fails with 'File name too long'); None when it fits."""
+    reason = name_too_long(job.output)
+    if reason is None:
+        return None
+    how = "convert it alone with -o and a shorter name" if job.found else "pass -o with a shorter name"
+    return f"{job.song}: cannot write its output {job.output.name}: {reason}; {how}"
 
 
 def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list[str]]:
@@ -186,7 +204,9 @@ def plan(args: argparse.Namespace, rep: Representation) -> tuple[list[Job], list
     separate_clashes(songs, args.direction)
     inputs = {os.path.abspath(job.song) for job in songs}
     for job in songs:
-        if os.path.abspath(job.output) in inputs:
+        if (too_long := output_name_error(job)) is not None:
+            errors.append(too_long)
+        elif os.path.abspath(job.output) in inputs:
             errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; "
                           "pass -o with another file name")
         elif job.found and job.output.exists() and not args.overwrite and provenance_of(job.output) is not None:
