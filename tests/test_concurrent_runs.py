@@ -141,3 +141,20 @@ def test_two_preprocessing_processes_into_one_output(tmp_path):
         assert {chunk.rsplit("_", 1)[0] for chunk in chunks} == {Path(song).stem for song in songs}
     assert len(labels) == 1 and labels <= {"first", "second"}
     assert [path.name for path in output.iterdir() if "staging" in path.name] == []
+
+
+def test_a_second_evaluation_into_a_report_being_written_stops(small_chunks, tmp_path, capsys):
+    import evaluate
+    songs = [write_wav(tmp_path / f"{name}.wav", noise(3.0, seed), 22050) for seed, name in enumerate("ab")]
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("the earlier report\n")
+    with output_lock(report, "evaluate.py"):  # as an evaluation under way holds it
+        before = digests(report)
+        code = evaluate.main([str(songs[0]), "--jazz-songs", str(songs[1]), "--data", str(small_chunks),
+                              "--checkpoint", str(TINY_RUN_FIXTURE), "-o", str(report)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: {report} is being written by another evaluate.py: wait for it to finish, or pass another -o" \
+        in err
+    assert digests(report) == before
