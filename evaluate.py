@@ -68,7 +68,7 @@ from pop2jazz.metrics import (
     level_matched,
     time_smeared,
 )
-from pop2jazz.output_files import audio_bytes, check_writable, write_audio
+from pop2jazz.output_files import audio_bytes, check_writable, name_too_long, output_lock, write_audio
 from pop2jazz.runs import SAMPLES, add_checkpoint_options, find_checkpoint
 from pop2jazz.spectrogram import (
     Representation,
@@ -216,38 +216,43 @@ def evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{folder.folder} was made with other spectrogram settings than {checkpoint}: run "
                              f"audio_preprocessing.py with the checkpoint's settings, or pass --data")
     pop_songs = args.songs or listed_songs(args.data / "pop_val", "the songs to evaluate")
+    for song in pop_songs:
+        if (reason := name_too_long(args.output / f"{song.stem}_jazz.wav")) is not None:
+            raise InputError(f"{song}: cannot write its conversion {song.stem}_jazz.wav into {args.output}: "
+                             f"{reason}; evaluate a copy of it with a shorter name")
     jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
-    check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
-                   + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
-    jazz_chunks = torch.cat([cut_song(song, rep)[0] for song in jazz_songs])
-    if len(jazz_chunks) == 0:
-        raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
-                         f"({rep.chunk_seconds:.2f} s)")
-    train_songs = {name: listed_songs(args.data / name, "--data with the training songs where they were") for name
-                   in folders}
-    classifier = train_genre_classifier(train_songs["pop_train"], train_songs["jazz_train"], rep, seed=args.seed,
-                                        progress=True)
-    robustness = channel_robustness(classifier, pop_songs, jazz_songs, rep, args.seed)
-    frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
-    invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
-           (frames - 1) * rep.hop_length, rep, n_iter=1)
-    results = {}
-    for song in tqdm(pop_songs, desc="evaluating", unit="song"):
-        audio = load_audio(song, rep.sample_rate)
-        if len(audio) < rep.chunk_samples:
-            raise AudioError(f"{song}: {len(audio) / rep.sample_rate:.2f} s is shorter than one chunk "
-                             f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
-        results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
-        write_audio(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate,
-                    {"tool": "evaluate.py", "direction": "pop2jazz", "checkpoint": str(checkpoint),
-                     "input": str(song)})
-    figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
-               "data": str(args.data), "representation": rep.to_dict(),
-               "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep),
-               "robustness": robustness}
-    figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},
-                                        train_songs["pop_train"] + train_songs["jazz_train"])
-    write_report(figures, results, rep, args.output)
+    with output_lock(args.output, "evaluate.py", "wait for it to finish, or pass another -o"):
+        check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
+                       + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
+        jazz_chunks = torch.cat([cut_song(song, rep)[0] for song in jazz_songs])
+        if len(jazz_chunks) == 0:
+            raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
+                             f"({rep.chunk_seconds:.2f} s)")
+        train_songs = {name: listed_songs(args.data / name, "--data with the training songs where they were") for name
+                       in folders}
+        classifier = train_genre_classifier(train_songs["pop_train"], train_songs["jazz_train"], rep, seed=args.seed,
+                                            progress=True)
+        robustness = channel_robustness(classifier, pop_songs, jazz_songs, rep, args.seed)
+        frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
+        invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
+               (frames - 1) * rep.hop_length, rep, n_iter=1)
+        results = {}
+        for song in tqdm(pop_songs, desc="evaluating", unit="song"):
+            audio = load_audio(song, rep.sample_rate)
+            if len(audio) < rep.chunk_samples:
+                raise AudioError(f"{song}: {len(audio) / rep.sample_rate:.2f} s is shorter than one chunk "
+                                 f"({rep.chunk_seconds:.2f} s); evaluate longer songs")
+            results[song] = evaluate_song(generator, audio, rep, classifier, args.griffin_lim_iters, args.seed)
+            write_audio(args.output / f"{song.stem}_jazz.wav", results[song]["audio"], rep.sample_rate,
+                        {"tool": "evaluate.py", "direction": "pop2jazz", "checkpoint": str(checkpoint),
+                         "input": str(song)})
+        figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
+                   "data": str(args.data), "representation": rep.to_dict(),
+                   "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep),
+                   "robustness": robustness}
+        figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},
+                                            train_songs["pop_train"] + train_songs["jazz_train"])
+        write_report(figures, results, rep, args.output)
     transfer = figures["style_transfer"]
     print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%} "
           f"({figures['classifier']['cv_accuracy_augmented']:.0%} through random recording channels); classified "

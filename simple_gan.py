@@ -285,12 +285,14 @@ def train(args: argparse.Namespace) -> int:
 
     # the loop: an epoch of steps, then the checkpoint, samples and the loss log
     bar = tqdm(total=(args.epochs - start_epoch + 1) * steps, unit="step")
+    saved = state is not None  # a new run's first save replaces no other run's checkpoint
     for epoch in range(start_epoch, args.epochs + 1):
         bar.set_description(f"epoch {epoch}/{args.epochs}")
         history.append(train_epoch(epoch, generator, discriminator, parts, real_images, args, bar))
         if epoch % args.sample_every == 0 or epoch == args.epochs:  # an epoch is a few steps: save now and then
             save_checkpoint(args.checkpoint, training_state("simple_gan", epoch, rep, config, history, args, parts,
-                                                            fixed_noise=fixed_noise.cpu()))
+                                                            fixed_noise=fixed_noise.cpu()), replace=saved)
+            saved = True
             write_samples(generator, fixed_noise, rep, args, epoch)
             write_loss_log(history, args.samples_dir, LOSSES, "simple GAN losses")
     bar.close()

@@ -385,8 +385,9 @@ def train(args: argparse.Namespace) -> int:
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
             saved = training_state("cyclegan", epoch, rep, config.to_dict(), history, args, parts)
-            save_checkpoint(checkpoint_path, saved)
-            save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved))
+            ours = state is not None or epoch > start_epoch  # a new run's first save replaces no other run's
+            save_checkpoint(checkpoint_path, saved, replace=ours)
+            save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved), replace=ours)
             write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)
     bar.close()
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")

@@ -119,10 +119,50 @@ def _probe(path: Path) -> AudioInfo:
     return AudioInfo(rate, channels, round(float(seconds) * rate), "ffmpeg")
 
 
+def ogg_chain_lengths(path: Path) -> list[int]:
+    """The last granule position of each chained stream of an Ogg file, in file order: one entry for a plain Ogg
+    file, several for streams joined end to end (`cat a.ogg b.ogg`, an Internet radio recording), of which
+    libsndfile (and ffprobe's duration) know only the first. Walks the page headers only; [] when `path` is not
+    Ogg. A page that starts a stream (its BOS flag) after pages of data starts a new link of the chain."""
+    lengths: list[int] = []
+    in_data = False
+    with open(path, "rb") as file:
+        while len(header := file.read(27)) == 27 and header[:4] == b"OggS":
+            flags, granule = header[5], int.from_bytes(header[6:14], "little", signed=True)
+            segments = file.read(header[26])
+            if flags & 0x02 and (in_data or not lengths):  # a beginning-of-stream page: a new link
+                lengths.append(0)
+                in_data = False
+            elif not flags & 0x02:
+                in_data = True
+            if granule > 0:
+                lengths[-1] = max(lengths[-1], granule)
+            file.seek(sum(segments), os.SEEK_CUR)
+    return lengths
+
+
+def _chained_frames(path: Path, file_format: str, frames: int) -> int | None:
+    """For an Ogg file of several chained streams: about its frames in all (libsndfile's `frames` of the first
+    stream, scaled by the chain's granule positions); None for any other file."""
+    if file_format != "OGG":
+        return None
+    try:
+        lengths = ogg_chain_lengths(path)
+    except OSError:
+        return None
+    if len(lengths) < 2 or lengths[0] <= 0:
+        return None
+    return round(frames * sum(lengths) / lengths[0])
+
+
 def audio_info(path: Path) -> AudioInfo | None:
-    """The header of `path` (libsndfile's, else ffprobe's), or None when neither can read it."""
+    """The header of `path` (libsndfile's, else ffprobe's), or None when neither can read it. The frames of a
+    chained Ogg file count every stream (see open_audio)."""
     try:
         info = sf.info(soundfile_path(path))
+        chained = _chained_frames(Path(path), info.format, info.frames)
+        if chained is not None and ffmpeg_missing(path) is None:
+            return AudioInfo(info.samplerate, info.channels, chained, "ffmpeg")
         return AudioInfo(info.samplerate, info.channels, info.frames, "libsndfile")
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
         pass
@@ -143,7 +183,9 @@ def open_audio(path: Path, block_samples: int = 1 << 18) -> tuple[AudioInfo, Ite
     the file when it is missing, empty, a macOS sidecar or unreadable by both (when ffmpeg is missing: the
     format and the line that installs it); the blocks raise it when the file has no frames or holds non-finite
     samples (possibly after earlier blocks were yielded), and warn (UserWarning) when the file ends before its
-    header says it should.
+    header says it should. A file whose header under-reports its length (Ogg streams chained end to end, of which
+    libsndfile reads the first) is read through ffmpeg, which decodes them all; without ffmpeg, a UserWarning
+    names the file and both lengths.
     """
     path = Path(path)
     _check_file(path)
@@ -161,8 +203,31 @@ def open_audio(path: Path, block_samples: int = 1 << 18) -> tuple[AudioInfo, Ite
             raise AudioError(f"{path}: not a readable audio file (libsndfile: {error}; ffmpeg: {reason})") \
                 from None
         return info, _ffmpeg_blocks(path, info, block_samples)
+    chained = _chained_frames(path, file.format, file.frames)
+    if chained is not None:  # libsndfile would stop at the end of the first stream
+        header_seconds = file.frames / file.samplerate
+        if ffmpeg_missing(path) is None:
+            info = AudioInfo(file.samplerate, file.channels, chained, "ffmpeg")
+            file.close()
+            return info, _at_most(_ffmpeg_blocks(path, info, block_samples), chained)
+        warnings.warn(f"{path}: {len(ogg_chain_lengths(path))} Ogg streams joined end to end, about "
+                      f"{chained / file.samplerate:.2f} s in all, but its header says {header_seconds:.2f} s and "
+                      f"libsndfile reads only that; using the first {header_seconds:.2f} s: install ffmpeg "
+                      f"({install_ffmpeg()}) to read all of it")
     return AudioInfo(file.samplerate, file.channels, file.frames, "libsndfile"), \
         _sndfile_blocks(path, file, block_samples)
+
+
+def _at_most(blocks: Iterator[np.ndarray], frames: int) -> Iterator[np.ndarray]:
+    """`blocks` up to `frames` frames in all: a chained Ogg file as long as its streams' granule positions say
+    (ffmpeg gives a few hundred samples of decoder start-up more at each join)."""
+    left = frames
+    for block in blocks:
+        if left <= 0:
+            blocks.close()  # ends the decoder
+            return
+        yield block[:left]
+        left -= len(block)
 
 
 def _sndfile_blocks(path: Path, file: sf.SoundFile, block_samples: int) -> Iterator[np.ndarray]:

@@ -83,14 +83,16 @@ class ModelConfig:
         return values
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict, replace: bool = True) -> None:
     """Write a checkpoint atomically: torch.save to a temporary file in the same folder, fsync, then rename.
 
     A crash, a full disk or an interruption at any point leaves the previous checkpoint at `path` intact (a full
     or read-only disk raises output_files.OutputError naming `path`). `state` must hold only tensors and plain Python
     values, so that `load_checkpoint` can read it with weights_only=True; `training_state` gives it its "kind".
+    With `replace` False (a run's first save, not asked to overwrite), a file another run wrote at `path`
+    meanwhile is kept and WouldOverwriteError raised (output_files.atomic_file).
     """
-    with atomic_file(path, state_bytes(state)) as file:
+    with atomic_file(path, state_bytes(state), replace) as file:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, file)
 
 

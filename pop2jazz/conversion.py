@@ -132,8 +132,8 @@ def output_layout(song: Path, rep: Representation, mono: bool = False) -> tuple[
 
 def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Representation, n_iter: int = 32,
                  overlap: float = 0.25, batch_size: int = 4, progress: bool = False, bf16: bool = False,
-                 provenance: dict | None = None, mono: bool = False, keep_high_band: bool = True
-                 ) -> tuple[float, float]:
+                 provenance: dict | None = None, mono: bool = False, keep_high_band: bool = True,
+                 replace: bool = True) -> tuple[float, float]:
     """Convert the audio file `song` into `output`, streaming: (seconds of audio, gain applied).
 
     At `output_layout`'s sample rate and channels. Mono at the model's rate (`mono`, or a song that is mono at
@@ -143,7 +143,8 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
     in blocks, converted by convert_stream, written through temporary files renamed into place, in the format of
     `output`'s extension (16-bit WAV for .wav), stamped with `provenance` and the input's name. Raises AudioError
     as read_audio_blocks does, OutputFormatError for an extension it cannot write and OutputError when `output`
-    cannot be written; either way no output file is left. bf16: autocast on the CPU too (see run_generator).
+    cannot be written, WouldOverwriteError when not `replace` and another process wrote `output` meanwhile;
+    either way no output file is left. bf16: autocast on the CPU too (see run_generator).
     """
     sample_rate, channels = output_layout(song, rep, mono)
     read, samples = 0, audio_samples(song, sample_rate)
@@ -166,7 +167,8 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
 
         converted = convert_stream(generator, blocks(), rep, n_iter, overlap, batch_size, device=device, bf16=bf16)
         gain = write_audio_blocks(output, counted(converted), rep.sample_rate,
-                                  {**(provenance or {}), "input": str(song)}, size=audio_bytes(samples))
+                                  {**(provenance or {}), "input": str(song)}, size=audio_bytes(samples),
+                                  replace=replace)
         return read / rep.sample_rate, gain
 
     mix = FullQualityMix(sample_rate, channels, rep, keep_high_band)
@@ -187,7 +189,7 @@ def convert_file(generator: torch.nn.Module, song: Path, output: Path, rep: Repr
     stamp = {**(provenance or {}), "input": str(song), "sample_rate": sample_rate, "channels": channels,
              "high_band": "the song's" if keep_high_band else "none"}
     gain = write_audio_blocks(output, counted(mixed()), sample_rate, stamp, size=audio_bytes(samples * channels),
-                              channels=channels)
+                              channels=channels, replace=replace)
     return read / sample_rate, gain
 
 

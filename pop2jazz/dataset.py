@@ -26,6 +26,9 @@ from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, spl
 LISTING = "representation.json"  # in every chunk folder: {"representation": {...}, "songs": {path: chunks}}
 # CC BY 3.0, see examples/README.md
 EXAMPLE_SONG = Path(__file__).resolve().parent.parent / "examples" / "lets_go_fishin_excerpt.ogg"
+# bytes of a chunk file name's song part: with '_NNN.npy' and the '.<name>.XXXXXXXX.tmp' of its atomic write
+# hashed when long (output_files.temporary_beside), well within the 255 bytes of a file name
+MAX_STEM_BYTES = 200
 CLIPS_VARIABLE = "POP2JAZZ_CLIPS"  # a folder with pop/ and jazz/ songs for the real-audio tests and the benchmarks
 
 
@@ -160,14 +163,30 @@ def chunk_stems(songs: list[Path], root: Path) -> dict[Path, str]:
     """The name each song's chunk files start with: its path below `root` with the folders joined by '__'
     ('live/a.wav' -> 'live__a'). Songs whose names would clash, also by case alone (a case-insensitive disk),
     keep their extension and a hash of their path: 'song.wav' and 'song.flac' -> 'song.wav-3f2a1b9c' and
-    'song.flac-90c2d4e1'; 'live/a.wav' and 'live__a.wav' likewise."""
+    'song.flac-90c2d4e1'; 'live/a.wav' and 'live__a.wav' likewise. A stem longer than MAX_STEM_BYTES (a song
+    name near the file system's 255 bytes, or deep folders) is cut there and ends in the same hash, so every
+    chunk file name fits."""
     flat = {song: "__".join(song.relative_to(root).with_suffix("").parts) for song in songs}
     count: dict[str, int] = {}
     for stem in flat.values():
         count[stem.lower()] = count.get(stem.lower(), 0) + 1
-    return {song: stem if count[stem.lower()] == 1 else
-            f"{stem}{song.suffix}-{hashlib.sha1(os.fsencode(song.relative_to(root))).hexdigest()[:8]}"
-            for song, stem in flat.items()}
+    stems = {song: stem if count[stem.lower()] == 1 else f"{stem}{song.suffix}-{_path_hash(song, root)}"
+             for song, stem in flat.items()}
+    return {song: stem if len(os.fsencode(stem)) <= MAX_STEM_BYTES else
+            f"{_cut(stem, MAX_STEM_BYTES - 9)}-{_path_hash(song, root)}"
+            for song, stem in stems.items()}
+
+
+def _cut(text: str, size: int) -> str:
+    """The longest start of `text` of at most `size` bytes on disk, never cutting a character in two."""
+    text = text[:size]  # a character is at least a byte
+    while len(os.fsencode(text)) > size:
+        text = text[:-1]
+    return text
+
+
+def _path_hash(song: Path, root: Path) -> str:
+    return hashlib.sha1(os.fsencode(song.relative_to(root))).hexdigest()[:8]
 
 
 def cut_song(path: Path, rep: Representation) -> tuple[torch.Tensor, float]:

@@ -19,7 +19,14 @@ from pop2jazz.checkpoint import DIRECTIONS, describe, generator_from, load_check
 from pop2jazz.conversion import convert_file, output_layout
 from pop2jazz.dataset import scan_folder
 from pop2jazz.errors import InputError, WouldOverwriteError
-from pop2jazz.output_files import audio_bytes, audio_format, channels_suffix, check_writable, provenance_of
+from pop2jazz.output_files import (
+    audio_bytes,
+    audio_format,
+    channels_suffix,
+    check_writable,
+    name_too_long,
+    provenance_of,
+)
 from pop2jazz.plots import save_spectrograms
 from pop2jazz.spectrogram import Representation, audio_samples, audio_to_image, load_audio
 
@@ -185,13 +192,24 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, options: 
         warnings.simplefilter("always")
         seconds, gain = convert_file(generator, job.song, job.output, rep, options.griffin_lim_iters, options.overlap,
                                      options.batch_size, progress=True, bf16=options.bf16, provenance=provenance,
-                                     mono=options.mono, keep_high_band=options.keep_high_band)
+                                     mono=options.mono, keep_high_band=options.keep_high_band,
+                                     replace=options.overwrite)
     ours = [warning for warning in caught if issubclass(warning.category, UserWarning)]
     for other in caught:  # the interpreter's own (a ResourceWarning of a library): back to the usual filters
         if other not in ours:
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     return Converted(seconds, gain, time.perf_counter() - start, [str(warning.message) for warning in ours],
                      sample_rate, channels)
+
+
+def output_name_error(job: Job) -> str | None:
+    """The error line for a song whose output name is longer than its folder takes (checked before anything asks
+    the disk about that name, which fails with 'File name too long'); None when it fits."""
+    reason = name_too_long(job.output)
+    if reason is None:
+        return None
+    how = "convert it alone with -o and a shorter name" if job.found else "pass -o with a shorter name"
+    return f"{job.song}: cannot write its output {job.output.name}: {reason}; {how}"
 
 
 def plan(options: ConversionOptions, rep: Representation) -> tuple[list[Job], list[str]]:
@@ -221,7 +239,9 @@ def plan(options: ConversionOptions, rep: Representation) -> tuple[list[Job], li
     separate_clashes(songs, options.direction)
     inputs = {os.path.abspath(job.song) for job in songs}
     for job in songs:
-        if os.path.abspath(job.output) in inputs:
+        if (too_long := output_name_error(job)) is not None:
+            errors.append(too_long)
+        elif os.path.abspath(job.output) in inputs:
             errors.append(f"{job.output} is one of the songs to convert: refusing to write over it; "
                           "pass -o with another file name")
         elif job.found and job.output.exists() and not options.overwrite and provenance_of(job.output) is not None:

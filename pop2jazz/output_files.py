@@ -10,15 +10,17 @@ mount and, where known, the size it needed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import csv
 import errno
 import functools
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ import soundfile as sf
 import torch
 
 from pop2jazz.audio_files import AUDIO_FORMATS, AudioError, soundfile_path
-from pop2jazz.errors import UserError
+from pop2jazz.errors import UserError, WouldOverwriteError
 from pop2jazz.spectrogram import SAMPLE_RATE
 
 MADE_BY = "pop2jazz"  # the mark in the comment of every audio file the tools write
@@ -34,6 +36,10 @@ MADE_BY = "pop2jazz"  # the mark in the comment of every audio file the tools wr
 
 class OutputError(UserError, OSError):
     """An output that cannot be written; the message names the file (or folder), why, and what to do."""
+
+
+class OutputBusyError(OutputError):
+    """An output folder another process of the tools is writing now (see output_lock)."""
 
 
 class OutputFormatError(UserError, ValueError):
@@ -74,7 +80,7 @@ def writing(path: Path, size: int | None = None, how: str = "write elsewhere") -
     """Turn an OSError raised in the block, which writes `path`, into an OutputError naming it (see write_error)."""
     try:
         yield
-    except OutputError:
+    except UserError:  # said already (OutputError; WouldOverwriteError, which is an OSError too)
         raise
     except OSError as error:
         raise write_error(error, Path(path), size, how) from error
@@ -95,12 +101,73 @@ def check_writable(folder: Path, size: int = 0, how: str = "write elsewhere") ->
                           f"{megabytes(free)} free; free some space there or {how}")
 
 
+NAME_MAX = 255  # bytes in a file name where the system does not say (Linux, macOS and Windows file systems alike)
+RANDOM_PART = 8  # characters tempfile.mkstemp adds to a name
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder` (or the nearest folder above it that exists) can hold."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):
+        return NAME_MAX
+
+
+def name_bytes(name: str) -> int:
+    """The length of a file name on disk, in bytes (a UTF-8 'é' is 2)."""
+    return len(os.fsencode(name))
+
+
+def name_too_long(path: Path) -> str | None:
+    """None when the file name of `path` fits its folder's limit (name_max); else why not, for a message: 'its name
+    is 260 bytes, more than the 255 a file name can have there'."""
+    size, limit = name_bytes(Path(path).name), name_max(Path(path).parent)
+    return None if size <= limit else f"its name is {size} bytes, more than the {limit} a file name can have there"
+
+
+LOCK_FILE = ".pop2jazz.lock"  # in a folder a tool writes as a whole: held (flock) while it does
+
+
+@contextlib.contextmanager
+def output_lock(folder: Path, tool: str, how: str = "wait for it to finish, or pass another --output"
+                ) -> Iterator[None]:
+    """Hold the lock of `folder` (made as needed) for the block: a second process asking for it meanwhile gets
+    OutputBusyError, "FOLDER is being written by another TOOL", at once, so that two runs never mix or delete
+    each other's files. The lock is an flock on the empty file LOCK_FILE there, released when the block ends or
+    the process dies; where flock does not exist (Windows), nothing is locked."""
+    folder = Path(folder)
+    with writing(folder, how=how):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_FILE, "a+b")
+    try:
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputBusyError(f"{folder} is being written by another {tool}: {how}") from None
+        yield
+    finally:
+        handle.close()
+
+
 def temporary_beside(path: Path, suffix: str = ".tmp") -> str:
     """Create an empty hidden file '.<name>.XXXX<suffix>' in the folder of `path` (made as needed) and return its
-    name. It gets the permissions a plain open() would give (tempfile.mkstemp alone gives 0600)."""
+    name; where that would be longer than a file name can be, '.<hash of name>.XXXX<suffix>', so a name that fits
+    always has a temporary file. It gets the permissions a plain open() would give (tempfile.mkstemp alone gives
+    0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    prefix = f".{path.name}."
+    if name_bytes(prefix + suffix) + RANDOM_PART > name_max(path.parent):
+        prefix = f".{hashlib.sha1(os.fsencode(path.name)).hexdigest()[:16]}."
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
@@ -152,24 +219,81 @@ def _temporary(path: Path, suffix: str, size: int | None) -> Iterator[tuple[str,
         Path(temporary).unlink(missing_ok=True)
 
 
+def written_meanwhile(path: Path) -> WouldOverwriteError:
+    """The error of a no-replace write whose file another process wrote after this one checked it was free."""
+    return WouldOverwriteError(f"{path} was written by another run meanwhile; pass --overwrite to replace it")
+
+
+def _renameat2_noreplace() -> Callable[[str, str], None] | None:
+    """Linux's renameat2(..., RENAME_NOREPLACE) through ctypes, or None where the C library lacks it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+
+    def rename(source: str, target: str) -> None:
+        at_cwd, no_replace = -100, 1  # AT_FDCWD, RENAME_NOREPLACE (linux/fs.h)
+        if call(at_cwd, os.fsencode(source), at_cwd, os.fsencode(target), no_replace) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), target)
+    return rename
+
+
+def place_new(temporary: str, path: Path) -> None:
+    """Give the complete file `temporary` the name `path` only if no file has it, in one step no other process can
+    come between: a hard link (which fails when the name exists), else renameat2 with RENAME_NOREPLACE, else (a
+    file system with neither) a check just before the rename. Raises WouldOverwriteError (written_meanwhile)
+    when `path` exists; `temporary` is left for its owner to remove."""
+    try:
+        os.link(temporary, path)
+        return
+    except FileExistsError:
+        raise written_meanwhile(path) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
+                               errno.ENOSYS):
+            raise
+    rename = _renameat2_noreplace() if os.name == "posix" else None
+    if rename is not None:
+        try:
+            rename(temporary, str(path))
+            return
+        except FileExistsError:
+            raise written_meanwhile(path) from None
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+    if os.path.lexists(path):
+        raise written_meanwhile(path)
+    os.rename(temporary, path)
+
+
 @contextlib.contextmanager
-def atomic_file(path: Path, size: int | None = None) -> Iterator[GuardedFile]:
+def atomic_file(path: Path, size: int | None = None, replace: bool = True) -> Iterator[GuardedFile]:
     """Open a binary file that appears at `path` only when the block ends without error: written to a temporary
     file in the same folder, fsynced, then renamed over `path`. A crash at any point leaves the old file intact.
+    With `replace` False (the caller was not asked to overwrite), a file that appeared at `path` meanwhile is
+    never replaced (see place_new).
 
-    Raises OutputError naming `path` (and `size`, the bytes it needs, when given) when it cannot be written.
+    Raises OutputError naming `path` (and `size`, the bytes it needs, when given) when it cannot be written,
+    WouldOverwriteError when `replace` is False and another process wrote `path` first.
     """
     with _temporary(path, ".tmp", size) as (temporary, file):
         yield file
         file.flush()
         if file.error is None:
             os.fsync(file.fileno())
-            os.replace(temporary, path)
+            if replace:
+                os.replace(temporary, path)
+            else:
+                place_new(temporary, Path(path))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through `atomic_file`: never half-written."""
-    with atomic_file(path, len(data)) as file:
+def atomic_write_bytes(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write `data` to `path` through `atomic_file` (with `replace`): never half-written."""
+    with atomic_file(path, len(data), replace) as file:
         file.write(data)
 
 
@@ -256,7 +380,7 @@ def provenance_of(path: Path) -> dict | None:
 
 
 def write_audio(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, provenance: dict,
-                peak: float = 0.99) -> float:
+                peak: float = 0.99, replace: bool = True) -> float:
     """Write mono float audio [samples] to `path`, atomically, never clipping, in the format of its extension.
 
     If the peak exceeds `peak` (full scale = 1.0) the whole signal is scaled down to it. `provenance` (plain
@@ -265,12 +389,13 @@ def write_audio(path: Path, audio: np.ndarray | torch.Tensor, sample_rate: int, 
     holds NaN or inf, OutputFormatError / OutputError as `write_audio_blocks` does.
     """
     audio = torch.as_tensor(audio).detach().cpu().numpy()
-    return write_audio_blocks(path, [audio], sample_rate, provenance, peak, size=audio_bytes(len(audio)))
+    return write_audio_blocks(path, [audio], sample_rate, provenance, peak, size=audio_bytes(len(audio)),
+                              replace=replace)
 
 
 def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, provenance: dict,
                        peak: float = 0.99, block_samples: int = 1 << 18, size: int | None = None,
-                       channels: int = 1) -> float:
+                       channels: int = 1, replace: bool = True) -> float:
     """`write_audio` for audio that arrives in blocks ([samples] each; [samples, channels] when `channels` > 1),
     never holding the whole signal. The peak is the loudest sample of any channel.
 
@@ -278,11 +403,12 @@ def write_audio_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: in
     second pass writes the scaled file (16-bit PCM, or the format's own coding), renamed into place; a failure
     leaves no file behind. `size`: bytes needed, for the message when the disk is full. Returns the gain
     applied; raises AudioError, naming `path`, at the first block with NaN or inf, OutputFormatError for an
-    extension it cannot write and OutputError when the file cannot be written.
+    extension it cannot write and OutputError when the file cannot be written; with `replace` False,
+    WouldOverwriteError when another process wrote `path` meanwhile (atomic_file).
     """
     path = Path(path)
     form, subtype = audio_format(path, sample_rate, channels)
-    with atomic_file(path, size) as target, _temporary(path, ".f32", size) as (_, floats):
+    with atomic_file(path, size, replace) as target, _temporary(path, ".f32", size) as (_, floats):
         loudest = 0.0
         for block in blocks:
             block = np.asarray(block, dtype=np.float32)

@@ -2,7 +2,9 @@
 
 preprocess() reads every song of each domain (dataset.scan_folder), cuts it (dataset.cut_song), stages the chunks
 in a folder of this run's own beside the output and only then moves them into <domain>_train/ and <domain>_val/,
-each with its representation.json. Whole songs, not chunks, are held out for validation.
+each with its representation.json. It holds the output folder's lock meanwhile (output_files.output_lock): a
+second run into the same folder stops at once instead of mixing its chunks in. Whole songs, not chunks, are held
+out for validation.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 import random
 import shutil
 import signal
+import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -23,7 +26,7 @@ from pop2jazz.audio_files import AudioError
 from pop2jazz.commands import TERMINATION_SIGNALS
 from pop2jazz.dataset import LISTING, chunk_stems, cut_song, scan_folder, write_listing
 from pop2jazz.errors import InputError, WouldOverwriteError
-from pop2jazz.output_files import atomic_write_bytes, check_writable, provenance_of, writing
+from pop2jazz.output_files import atomic_write_bytes, check_writable, output_lock, provenance_of, writing
 from pop2jazz.spectrogram import Representation, audio_samples
 
 
@@ -144,16 +147,20 @@ def preprocess(inputs: dict[str, Path], output: Path, rep: Representation, val_f
     check_writable(output, chunk_set_bytes([song for songs in files.values() for song in songs], rep),
                    "pass --output with a writable place")
     stems = {path: stem for domain in inputs for path, stem in chunk_stems(files[domain], inputs[domain]).items()}
-    staging = {domain: Path(output) / f".{domain}_staging" for domain in inputs}
-    try:
-        with writing(output):
-            _stage(files, stems, staging, rep, val_fraction, workers, seed, summary)
-            for domain in inputs:
-                for split in ("train", "val"):
-                    _replace_folder(staging[domain] / split, Path(output) / f"{domain}_{split}")
-    finally:
-        for folder in staging.values():
-            shutil.rmtree(folder, ignore_errors=True)
+    with output_lock(output, "audio_preprocessing.py"):  # a second run into `output` stops here, at once
+        _check_replaceable(output, inputs)  # again: a run that held the lock may have written meanwhile
+        staging = {}
+        try:
+            with writing(output):
+                for domain in inputs:  # this run's own staging folders, never another run's
+                    staging[domain] = Path(tempfile.mkdtemp(prefix=f".{domain}_staging.", dir=output))
+                _stage(files, stems, staging, rep, val_fraction, workers, seed, summary)
+                for domain in inputs:
+                    for split in ("train", "val"):
+                        _replace_folder(staging[domain] / split, Path(output) / f"{domain}_{split}")
+        finally:
+            for folder in staging.values():
+                shutil.rmtree(folder, ignore_errors=True)
     return summary
 
 
@@ -161,9 +168,6 @@ def _stage(files: dict[str, list[Path]], stems: dict[Path, str], staging: dict[s
            val_fraction: float, workers: int, seed: int, summary: dict) -> None:
     """Chunk every song into staging[domain], then split its songs into staging[domain]/{train,val} with their
     listings (see preprocess). Raises InputError when a domain yields no chunk."""
-    for folder in staging.values():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
     chunked = write_song_chunks(files, stems, staging, rep, workers, summary)
     for domain in files:
         if not chunked[domain]:
