@@ -51,9 +51,11 @@ from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
 from pop2jazz.errors import InputError
 from pop2jazz.evaluation_report import write_report
 from pop2jazz.judge import (
+    TAGGER_LABELS,
     GenreClassifier,
     channel_robustness,
     features_of,
+    tagger_verdicts,
     train_genre_classifier,
     transfer_figures,
     verdicts,
@@ -74,10 +76,13 @@ from pop2jazz.spectrogram import (
     Representation,
     audio_samples,
     audio_to_image,
+    image_to_magnitude,
+    istft,
     load_audio,
     magnitude_to_image,
     split_chunks,
 )
+from pop2jazz.tagger import Tagger, kernel_inception_distance
 
 REPORT_BYTES = 1 << 20  # figures.json, report.md and a PNG per song and for the metrics, a generous bound each
 
@@ -91,7 +96,9 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     classifier's jazz training spectrum, channel.eq_to_jazz, and the input blurred in time, metrics.time_smeared),
     "level_change_db" (each chunk's, [n] dB), "audio" (the written audio [samples], source-phase Griffin-Lim),
     "jazz_probability" {"input", "generated", "written", "level_matched", "eq_baseline", "smeared": [n]},
-    "is_jazz" (the same, bool), "chroma_similarity" {"generated", "written", "eq_baseline":
+    "is_jazz" (the same, bool), "chunk_audio" {"input", "written": the song's and the written audio cut at the
+    chunks, "level_matched", "eq_baseline", "smeared": those chunk images with the input's phase, inverse STFT:
+    lists of [chunk_samples] arrays, for the tagger}, "chroma_similarity" {"generated", "written", "eq_baseline":
     [n]}, "inversion" (see `inversion_quality`)}.
     """
     if len(audio) < rep.chunk_samples:
@@ -107,8 +114,14 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     chunks["eq_baseline"] = eq_to_jazz(chunks["input"], classifier.jazz_spectrum_db, rep)
     chunks["smeared"] = time_smeared(chunks["input"], rep=rep)
     features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
+    phase = spectrum.angle()
+    chunk_audio = {"input": cut_audio(audio, rep), "written": cut_audio(written, rep)[:len(chunks["input"])],
+                   **{name: [chunk_from_image(chunk, phase[:, index * rep.chunk_frames:(index + 1) * rep.chunk_frames],
+                                              rep) for index, chunk in enumerate(chunks[name])]
+                      for name in ("level_matched", "eq_baseline", "smeared")}}
     return {
         "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
+        "chunk_audio": chunk_audio,
         "level_change_db": level_change,
         "jazz_probability": {name: classifier.jazz_probability(value) for name, value in features.items()},
         "is_jazz": {name: classifier.is_jazz(value) for name, value in features.items()},
@@ -119,9 +132,45 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     }
 
 
+def cut_audio(audio: np.ndarray, rep: Representation) -> list[np.ndarray]:
+    """Audio [samples] -> the samples of each whole chunk, [chunk_samples] each (chunk i: frames i * chunk_frames
+    onwards, centred frames, so samples i * chunk_samples onwards); the tail is dropped."""
+    return [np.asarray(audio[start:start + rep.chunk_samples], dtype=np.float32)
+            for start in range(0, len(audio) - rep.chunk_samples + 1, rep.chunk_samples)]
+
+
+def chunk_from_image(image: torch.Tensor, phase: torch.Tensor, rep: Representation) -> np.ndarray:
+    """A chunk image [n_bins, chunk_frames] with the input's phase [n_fft//2 + 1, chunk_frames] -> its audio
+    [chunk_samples] by the inverse STFT: the image rows (level control, EQ baseline, smear) as sound, for the
+    tagger."""
+    magnitude = image_to_magnitude(torch.as_tensor(image, dtype=torch.float32), rep)
+    return istft(torch.polar(magnitude, phase[:, :magnitude.shape[1]].float()), rep.chunk_samples, rep).numpy()
+
+
+TAGGER_ROWS = {"pop_baseline": "input", "level_control": "level_matched", "eq_baseline": "eq_baseline",
+               "smear_control": "smeared", "converted": "written"}  # summarise's row -> evaluate_song's chunk_audio
+
+
+def tagger_figures(results: dict[Path, dict], jazz_audio: list[np.ndarray], tagger: Tagger,
+                   rep: Representation) -> dict:
+    """The pretrained tagger's figures: each row of TAGGER_ROWS and the real jazz ("jazz_ceiling"), every chunk at
+    tagger.level_dbfs -> {"level_dbfs", "model", "rows": {row: TaggerFigures.summary()}, "kid": {row: KID of its
+    patches' penultimate embeddings to the real jazz's}}."""
+    heard = {row: tagger.figures([chunk for result in results.values() for chunk in result["chunk_audio"][name]],
+                                 rep.sample_rate) for row, name in TAGGER_ROWS.items()}
+    heard["jazz_ceiling"] = tagger.figures(jazz_audio, rep.sample_rate)
+    jazz = heard["jazz_ceiling"].embeddings
+    return {"level_dbfs": tagger.level_dbfs,
+            "model": "musicnn MSD_musicnn (Pons & Serra 2019), PyTorch port, pretrained/musicnn_msd.pt",
+            "rows": {row: figures.summary() for row, figures in heard.items()},
+            "kid": {row: kernel_inception_distance(figures.embeddings, jazz) for row, figures in heard.items()
+                    if row != "jazz_ceiling"}}
+
+
 def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: GenreClassifier,
-              rep: Representation) -> dict:
-    """The figures of a run: per-song `evaluate_song` results and the held-out jazz chunks -> plain values."""
+              rep: Representation, tagger: Tagger | None = None, jazz_audio: list[np.ndarray] | None = None) -> dict:
+    """The figures of a run: per-song `evaluate_song` results and the held-out jazz chunks -> plain values; with
+    `tagger` and the jazz songs' chunk audio, the tagger's figures too (and the verdicts rest on them)."""
     def pooled(key: str, name: str) -> np.ndarray:
         return np.concatenate([result[key][name] for result in results.values()])
 
@@ -141,10 +190,13 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                       "converted": transfer("generated"),
                       "converted_audio": transfer("written"),
                       "jazz_ceiling": transfer_figures(classifier, features_of(jazz_chunks, rep))}
+    heard = tagger_figures(results, jazz_audio or [], tagger, rep) if tagger is not None else None
     return {
+        "tagger": heard,
         "classifier": classifier.summary(),
         "style_transfer": style_transfer,
-        "verdicts": verdicts(style_transfer),
+        "verdicts": tagger_verdicts(heard) if heard is not None else verdicts(style_transfer),
+        "classifier_verdicts": verdicts(style_transfer),
         "content": {"chroma_similarity": float(np.nanmean(pooled("chroma_similarity", "generated"))),
                     "chroma_similarity_audio": float(np.nanmean(pooled("chroma_similarity", "written"))),
                     "chroma_similarity_eq_baseline": float(np.nanmean(pooled("chroma_similarity", "eq_baseline"))),
@@ -228,6 +280,8 @@ def evaluate(args: argparse.Namespace) -> int:
         if len(jazz_chunks) == 0:
             raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
                              f"({rep.chunk_seconds:.2f} s)")
+        jazz_audio = [chunk for song in jazz_songs for chunk in cut_audio(load_audio(song, rep.sample_rate), rep)]
+        tagger = Tagger()
         train_songs = {name: listed_songs(args.data / name, "--data with the training songs where they were") for name
                        in folders}
         classifier = train_genre_classifier(train_songs["pop_train"], train_songs["jazz_train"], rep, seed=args.seed,
@@ -248,16 +302,25 @@ def evaluate(args: argparse.Namespace) -> int:
                          "input": str(song)})
         figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                    "data": str(args.data), "representation": rep.to_dict(),
-                   "griffin_lim_iters": args.griffin_lim_iters, **summarise(results, jazz_chunks, classifier, rep),
+                   "griffin_lim_iters": args.griffin_lim_iters,
+                   **summarise(results, jazz_chunks, classifier, rep, tagger, jazz_audio),
                    "robustness": robustness}
         figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},
                                             train_songs["pop_train"] + train_songs["jazz_train"])
         write_report(figures, results, rep, args.output)
-    transfer = figures["style_transfer"]
-    print(f"classifier cross-validated accuracy {figures['classifier']['cv_accuracy']:.0%} "
+    transfer, heard = figures["style_transfer"], figures["tagger"]["rows"]
+    print(f"tagger (musicnn MSD, every chunk at {figures['tagger']['level_dbfs']:g} dBFS RMS), mean P(jazz) / "
+          f"P(pop) / share of 3 s patches P(jazz) > P(pop), KID to the real jazz:")
+    for row, label in TAGGER_LABELS.items():
+        kid = figures["tagger"]["kid"].get(row)
+        print(f"  {label:<28} {heard[row]['jazz_probability']:.3f} / {heard[row]['pop_probability']:.3f} / "
+              f"{heard[row]['jazz_over_pop']:4.0%}" + (f"   KID {kid:.3f}" if kid is not None else ""))
+    print(f"second opinion, the 14-song classifier: cross-validated accuracy "
+          f"{figures['classifier']['cv_accuracy']:.0%} "
           f"({figures['classifier']['cv_accuracy_augmented']:.0%} through random recording channels); classified "
           f"jazz: pop {transfer['pop_baseline']['jazz_rate']:.0%}, EQ-to-jazz baseline "
-          f"{transfer['eq_baseline']['jazz_rate']:.0%}, converted {transfer['converted']['jazz_rate']:.0%}, "
+          f"{transfer['eq_baseline']['jazz_rate']:.0%}, smeared {transfer['smear_control']['jazz_rate']:.0%}, "
+          f"converted {transfer['converted']['jazz_rate']:.0%}, "
           f"real jazz {transfer['jazz_ceiling']['jazz_rate']:.0%}; chroma similarity "
           f"{figures['content']['chroma_similarity']:.3f} generated, "
           f"{figures['content']['chroma_similarity_audio']:.3f} written audio "
@@ -265,6 +328,9 @@ def evaluate(args: argparse.Namespace) -> int:
           f"\nreport: {args.output / 'report.md'}")
     for verdict in figures["verdicts"]:
         print(verdict["text"], file=sys.stderr if verdict["warning"] else sys.stdout)
+    for verdict in figures["classifier_verdicts"]:
+        print(f"second opinion (the 14-song classifier): {verdict['text']}",
+              file=sys.stderr if verdict["warning"] else sys.stdout)
     return 0
 
 

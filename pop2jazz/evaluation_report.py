@@ -102,6 +102,33 @@ def number(value: float | None, form: str = ".3f") -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, form)
 
 
+TAGGER_ROWS = {"pop_baseline": "pop input (baseline)",
+               "level_control": "pop input at the converted level (control; the same once leveled)",
+               "eq_baseline": "pop input, EQ to jazz (baseline: the recording channel alone)",
+               "smear_control": "pop input smeared in time over 0.1 s (control: blur alone)",
+               "converted": "**converted** (the written audio)", "jazz_ceiling": "real jazz, held out (ceiling)"}
+
+
+def tagger_lines(heard: dict | None) -> list[str]:
+    """The report's section on the pretrained tagger (evaluate.tagger_figures), the headline figures."""
+    if not heard:
+        return []
+    lines = ["## The pretrained tagger (headline)", "",
+             f"{heard['model']}: 50 Million Song Dataset tags, jazz and pop among them. Every chunk is brought to "
+             f"**{heard['level_dbfs']:g} dBFS RMS** before it is heard (so loudness is not what it judges), resampled "
+             f"to 16 kHz and cut into 3 s patches; the figures are over the patches. KID: kernel inception distance "
+             f"(unbiased, cubic polynomial kernel) between the patches' penultimate-layer embeddings and the real "
+             f"jazz's; lower is closer.", "",
+             "| chunks | mean P(jazz) | mean P(pop) | patches P(jazz) > P(pop) | KID to the real jazz | patches |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for key, label in TAGGER_ROWS.items():
+        row = heard["rows"][key]
+        kid = number(heard["kid"][key], ".3f") if key in heard["kid"] else ""
+        lines.append(f"| {label} | {number(row['jazz_probability'])} | {number(row['pop_probability'])} | "
+                     f"{number(row['jazz_over_pop'], '.0%')} | {kid} | {row['patches']} |")
+    return lines + [""]
+
+
 def markdown(figures: dict, images: dict[str, list[str]]) -> str:
     """report.md: the tables of `figures` (see evaluate.summarise) and links to the PNGs."""
     classifier, transfer = figures["classifier"], figures["style_transfer"]
@@ -111,7 +138,12 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
              f"{figures['audio_seconds']:.1f} s of audio, cut into {transfer['converted']['chunks']} chunks of "
              f"{figures['representation']['chunk_frames']} frames.", "",
              "## Verdict", "", *[verdict["text"] for verdict in figures["verdicts"]], "",
+             *[f"Second opinion, the 14-song classifier: {verdict['text']}"
+               for verdict in figures.get("classifier_verdicts", []) if figures.get("tagger")], "",
+             *tagger_lines(figures.get("tagger")),
              "## Style transfer", "",
+             "Second opinion: the genre classifier trained on the 14 training songs (see \"The judge\")." if
+             figures.get("tagger") else "", "",
              "| chunks | classified jazz | mean P(jazz) | chroma similarity to the pop input | n |",
              "|---|---:|---:|---:|---:|"]
     for key, label in TRANSFER_ROWS.items():

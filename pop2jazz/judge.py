@@ -42,10 +42,10 @@ from tqdm import tqdm
 
 from pop2jazz.channel import CHANNEL_TESTS, CLEAN, eq_to_jazz, long_term_spectrum, random_channel
 from pop2jazz.errors import InputError
-from pop2jazz.metrics import chroma_similarity, image_magnitude
+from pop2jazz.metrics import chroma_similarity, image_magnitude, time_smeared
 from pop2jazz.output_files import write_csv
 from pop2jazz.plots import save_curves
-from pop2jazz.spectrogram import Representation, load_audio
+from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude, load_audio
 
 N_MELS = 48
 MEL_FMAX = 8000.0  # Hz: the top of the log-mel bands the genre features read
@@ -164,20 +164,23 @@ def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path]
                            rep: Representation = Representation(), folds: int = CV_FOLDS, seed: int = 0,
                            draws: int = AUGMENT_DRAWS, progress: bool = False) -> GenreClassifier:
     """Fit the classifier on the training songs (audio files, cut into chunks as audio_preprocessing.py cuts
-    them), each song's chunks clean and through `draws` random recording channels (`song_rows`).
+    them), each song's chunks clean and through `draws` random recording channels (`song_rows`), and each pop
+    song's clean chunks also through the two trivial baselines, labelled pop: equalised to the jazz training
+    chunks' long-term spectrum (channel.eq_to_jazz) and smeared in time (metrics.time_smeared), so that neither
+    an equaliser nor blur alone wins on this judge. (They count as augmented chunks of their song in the folds;
+    the EQ target is the spectrum of all the jazz training songs, held-out folds' included.)
 
     Accuracy: StratifiedGroupKFold over songs, min(folds, songs per domain) folds; each fold is fitted on the
     clean and augmented chunks of its training songs and scored on its held-out songs' clean chunks
     (cv_accuracy) and augmented chunks (cv_accuracy_augmented). Raises InputError when a domain has fewer than 2
     songs at least one chunk long (no held-out song to test on), AudioError when a song cannot be read.
     """
-    features, labels, groups, augmented, songs, jazz_chunks = [], [], [], [], {}, []
+    features, labels, groups, augmented, songs, jazz_chunks, pop_chunks = [], [], [], [], {}, [], []
     for name, label, paths in (("pop", POP, pop_songs), ("jazz", JAZZ, jazz_songs)):
         for index, song in enumerate(tqdm(paths, desc=f"{name} training songs, {draws} channels each",
                                           unit="song", disable=not progress, leave=False)):
             clean, changed = song_rows(song, rep, np.random.default_rng([seed, label, index]), draws)
-            if label == JAZZ:
-                jazz_chunks.append(clean)
+            (jazz_chunks if label == JAZZ else pop_chunks).append((clean, index))
             for chunks, is_augmented in ((clean, False), (changed, True)):
                 features.append(features_of(chunks, rep))
                 labels += [label] * len(chunks)
@@ -187,6 +190,13 @@ def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path]
     if min(songs.values()) < 2:
         raise InputError(f"the genre classifier needs at least 2 training songs per domain at least one chunk "
                          f"long, got {songs}: preprocess more songs with `uv run audio_preprocessing.py`")
+    jazz_spectrum = long_term_spectrum(torch.cat([chunks for chunks, _ in jazz_chunks]), rep)
+    for clean, index in [(chunks, index) for chunks, index in pop_chunks if len(chunks)]:  # trivial baselines: pop
+        for changed in (eq_to_jazz(clean, jazz_spectrum, rep), time_smeared(clean, rep=rep)):
+            features.append(features_of(changed, rep))
+            labels += [POP] * len(changed)
+            groups += [f"pop/{index}"] * len(changed)
+            augmented += [True] * len(changed)
     features, labels, augmented = np.concatenate(features), np.array(labels), np.array(augmented)
     cv = StratifiedGroupKFold(n_splits=min(folds, *songs.values()), shuffle=True, random_state=seed)
     clean_scores, augmented_scores = [], []
@@ -201,7 +211,7 @@ def train_genre_classifier(pop_songs: Sequence[Path], jazz_songs: Sequence[Path]
                            float(np.mean(augmented_scores)) if augmented_scores else float("nan"),
                            cv.get_n_splits(), songs,
                            {"pop": int((clean_labels == POP).sum()), "jazz": int((clean_labels == JAZZ).sum())},
-                           draws, long_term_spectrum(torch.cat(jazz_chunks), rep))
+                           draws, jazz_spectrum)
 
 
 def channel_robustness(classifier: GenreClassifier, pop_songs: Sequence[Path], jazz_songs: Sequence[Path],
@@ -249,7 +259,9 @@ class TransferRateLog:
     Raises InputError / AudioError as train_genre_classifier does.
     """
 
-    FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline", "eq_baseline")
+    FIELDS = ("epoch", "transfer_rate", "jazz_probability", "chroma_similarity", "pop_baseline", "eq_baseline",
+              "tagger_jazz", "tagger_pop", "tagger_jazz_over_pop", "tagger_pop_baseline", "tagger_eq_baseline")
+    GRIFFIN_LIM_ITERS = 16  # zero-phase Griffin-Lim of each chunk, for the tagger's ears (a log has no source phase)
 
     def __init__(self, pop_train_songs: Sequence[Path], jazz_train_songs: Sequence[Path], pop_val: Sequence,
                  path: Path, rep: Representation = Representation(), classifier: GenreClassifier | None = None):
@@ -260,10 +272,26 @@ class TransferRateLog:
         self.baseline = transfer_figures(self.classifier, features_of(self.inputs, rep))["jazz_rate"]
         equalised = eq_to_jazz(self.inputs, self.classifier.jazz_spectrum_db, rep)
         self.eq_baseline = transfer_figures(self.classifier, features_of(equalised, rep))["jazz_rate"]
+        # The pretrained tagger is a judge only, logged and never used for a decision; it is imported here, in
+        # this class alone, so that nothing else in training reaches it (tests/test_structure.py).
+        from pop2jazz.tagger import Tagger
+        self.tagger = Tagger()
+        self.tagger_baseline = self.tagger_summary(self.inputs)
+        self.tagger_eq_baseline = self.tagger_summary(equalised)
+        tqdm.write(f"tagger (musicnn MSD, at {self.tagger.level_dbfs:g} dBFS): mean P(jazz) of the held-out pop "
+                   f"{self.tagger_baseline['jazz_probability']:.3f}, after the EQ-to-jazz baseline "
+                   f"{self.tagger_eq_baseline['jazz_probability']:.3f}")
         tqdm.write(f"judge: {len(self.inputs)} held-out pop chunks, {self.baseline:.0%} classified jazz as they are, "
                    f"{self.eq_baseline:.0%} after the EQ-to-jazz baseline (cross-validated accuracy "
                    f"{self.classifier.cv_accuracy:.0%} clean, {self.classifier.cv_accuracy_augmented:.0%} through "
                    f"random recording channels)")
+
+    def tagger_summary(self, images: torch.Tensor) -> dict:
+        """The tagger's TaggerFigures.summary() of chunk images [n, n_bins, frames], each made audio by
+        GRIFFIN_LIM_ITERS iterations of Griffin-Lim from zero phase (the same for the inputs and the outputs)."""
+        audio = [griffin_lim(image_to_magnitude(torch.as_tensor(image, dtype=torch.float32), self.rep), None,
+                             self.GRIFFIN_LIM_ITERS, self.rep.chunk_samples, self.rep).numpy() for image in images]
+        return self.tagger.figures(audio, self.rep.sample_rate).summary()
 
     def __call__(self, generator: torch.nn.Module, epoch: int) -> dict:
         """Evaluate `generator` (left in the mode it was in) and log the row of `epoch`; returns the row."""
@@ -277,14 +305,24 @@ class TransferRateLog:
         similarity = np.mean([chroma_similarity(a, b, self.rep) for a, b in zip(self.inputs, outputs)])
         row = {"epoch": epoch, "transfer_rate": figures["jazz_rate"], "jazz_probability": figures["jazz_probability"],
                "chroma_similarity": float(similarity), "pop_baseline": self.baseline, "eq_baseline": self.eq_baseline}
+        heard = self.tagger_summary(outputs)
+        row |= {"tagger_jazz": heard["jazz_probability"], "tagger_pop": heard["pop_probability"],
+                "tagger_jazz_over_pop": heard["jazz_over_pop"],
+                "tagger_pop_baseline": self.tagger_baseline["jazz_probability"],
+                "tagger_eq_baseline": self.tagger_eq_baseline["jazz_probability"]}
         rows = []
         if self.path.is_file():
             with open(self.path, newline="") as file:  # a log from before the EQ baseline: the run's own figure
-                rows = [{**old, "eq_baseline": old.get("eq_baseline") or self.eq_baseline}
+                rows = [{**{field: "nan" for field in self.FIELDS}, **{key: value for key, value in old.items()
+                                                                      if key in self.FIELDS},
+                         "eq_baseline": old.get("eq_baseline") or self.eq_baseline}
                         for old in csv.DictReader(file) if int(old["epoch"]) < epoch]
         write_csv(self.path, [*rows, row], list(self.FIELDS))
         save_curves([*rows, row], self.FIELDS[1:], self.path.with_suffix(".png"),
                     "held-out pop chunks after conversion", "share / probability / similarity")
+        tqdm.write(f"epoch {epoch}: tagger mean P(jazz) {heard['jazz_probability']:.3f} after conversion (pop "
+                   f"{self.tagger_baseline['jazz_probability']:.3f}, EQ-to-jazz "
+                   f"{self.tagger_eq_baseline['jazz_probability']:.3f}), P(pop) {heard['pop_probability']:.3f}")
         tqdm.write(f"epoch {epoch}: {figures['jazz_rate']:.0%} of held-out pop chunks classified jazz after "
                    f"conversion (pop baseline {self.baseline:.0%}, EQ-to-jazz baseline {self.eq_baseline:.0%}, "
                    f"mean P(jazz) {figures['jazz_probability']:.2f}), chroma similarity {similarity:.3f}")
@@ -295,6 +333,54 @@ CEILING_MIN = 0.8  # below this share of real jazz classified jazz, the judge ca
 CHANNEL_WARNING = 0.25  # an EQ baseline this much (or more) above the pop baseline: the judge hears the channel
 ABOVE_CEILING = 0.1  # a conversion this much above the real jazz: it games the judge
 NO_JAZZ = "this figure cannot tell jazz from the recording sound of the training set"
+
+
+TAGGER_LABELS = {"pop_baseline": "pop", "level_control": "pop at the converted level", "eq_baseline": "EQ-to-jazz",
+                 "smear_control": "pop smeared 0.1 s", "converted": "converted", "jazz_ceiling": "real jazz"}
+TAGGER_MARGIN = 0.02  # mean P(jazz): a conversion must be more than this above a baseline to beat it
+TAGGER_CEILING_MIN = 0.5  # below this share of the real jazz's patches heard as jazz rather than pop: no ceiling
+TAGGER_NO_JAZZ = "the tagger cannot tell these jazz songs from the pop, and its figures say little here"
+
+
+def tagger_verdicts(heard: dict) -> list[dict]:
+    """What the pretrained tagger's figures (evaluate.tagger_figures: {"rows": {row: {"jazz_probability",
+    "pop_probability", "jazz_over_pop"}}, "kid": {row: KID}, "level_dbfs"}) may be read as, in words:
+    [{"text", "warning"}]. The headline verdicts of evaluate.py.
+
+    Warnings: the real jazz heard as jazz rather than pop in under TAGGER_CEILING_MIN of its patches, or with a
+    mean P(jazz) no higher than the pop's; a conversion whose mean P(jazz) is not more than TAGGER_MARGIN above
+    the pop's ("no better than the pop"), the EQ-to-jazz baseline's ("does not beat the EQ baseline") or the
+    smeared pop's; a conversion whose embeddings are no closer to the real jazz (KID) than the EQ baseline's.
+    Without a warning, one line says how far from the pop towards the real jazz the conversion moved.
+    """
+    rows, kid = heard["rows"], heard.get("kid", {})
+    p = {row: figures["jazz_probability"] for row, figures in rows.items()}
+    jazz, pop, eq, converted = p["jazz_ceiling"], p["pop_baseline"], p["eq_baseline"], p["converted"]
+    level = f"every chunk at {heard['level_dbfs']:g} dBFS RMS"
+    found = []
+    if rows["jazz_ceiling"]["jazz_over_pop"] < TAGGER_CEILING_MIN or jazz <= pop:
+        found.append(f"The tagger hears only {rows['jazz_ceiling']['jazz_over_pop']:.0%} of the real jazz's 3 s "
+                     f"patches as more jazz than pop (mean P(jazz) {jazz:.2f}, the pop's {pop:.2f}): "
+                     f"{TAGGER_NO_JAZZ}.")
+    if converted <= pop + TAGGER_MARGIN:
+        found.append(f"The conversion (mean P(jazz) {converted:.2f}) is no better than the pop it started from "
+                     f"({pop:.2f}), as the pretrained tagger hears it ({level}).")
+    if converted <= eq + TAGGER_MARGIN:
+        found.append(f"The conversion (mean P(jazz) {converted:.2f}) does not beat the EQ-to-jazz baseline "
+                     f"({eq:.2f}): as far as the pretrained tagger hears, it does no more than an equaliser.")
+    if "smear_control" in p and converted <= p["smear_control"] + TAGGER_MARGIN:
+        found.append(f"The conversion (mean P(jazz) {converted:.2f}) does not beat the pop smeared in time "
+                     f"({p['smear_control']:.2f}): blur alone would do as well, as the tagger hears it.")
+    if "converted" in kid and "eq_baseline" in kid and not kid["converted"] < kid["eq_baseline"]:
+        found.append(f"The conversion's tagger embeddings are no closer to the real jazz's (KID "
+                     f"{kid['converted']:.3f}) than the EQ-to-jazz baseline's ({kid['eq_baseline']:.3f}).")
+    if found:
+        return [{"text": f"warning: {text}", "warning": True} for text in found]
+    share = (converted - pop) / (jazz - pop)
+    return [{"text": f"The pretrained tagger ({level}) hears the conversion (mean P(jazz) {converted:.2f}) above the "
+                     f"pop ({pop:.2f}), the EQ-to-jazz baseline ({eq:.2f}) and the smeared pop, {share:.0%} of the "
+                     f"way from the pop to the real jazz ({jazz:.2f}), and its embeddings closer to the real jazz "
+                     f"than the EQ baseline's.", "warning": False}]
 
 
 def verdicts(style_transfer: dict) -> list[dict]:

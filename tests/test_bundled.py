@@ -119,3 +119,17 @@ def test_the_model_cards_figures_are_what_evaluate_measures(held_out_dataset, tm
     assert measured["artefacts"]["checkerboard_db"] == pytest.approx(card["artefacts"]["checkerboard_db"], abs=0.5)
     assert [verdict["warning"] for verdict in measured["verdicts"]] == [verdict["warning"] for verdict
                                                                         in card["verdicts"]]
+    assert [verdict["warning"] for verdict in measured["classifier_verdicts"]] == \
+        [verdict["warning"] for verdict in card["classifier_verdicts"]]
+    assert measured["tagger"]["level_dbfs"] == card["tagger"]["level_dbfs"] == -20.0
+    for row, then in card["tagger"]["rows"].items():  # the pretrained tagger, the headline figures
+        now = measured["tagger"]["rows"][row]
+        assert now["patches"] == then["patches"]
+        for key in ("jazz_probability", "pop_probability"):
+            assert now[key] == pytest.approx(then[key], abs=0.02)
+        assert now["jazz_over_pop"] == pytest.approx(then["jazz_over_pop"], abs=1.01 / now["patches"])
+    for row, then in card["tagger"]["kid"].items():
+        assert measured["tagger"]["kid"][row] == pytest.approx(then, rel=0.1)
+    heard = measured["tagger"]["rows"]  # real held-out jazz clearly above the held-out pop
+    assert heard["jazz_ceiling"]["jazz_probability"] > heard["pop_baseline"]["jazz_probability"] + 0.3
+    assert heard["jazz_ceiling"]["jazz_over_pop"] > 0.9 > 0.3 > heard["pop_baseline"]["jazz_over_pop"]

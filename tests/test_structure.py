@@ -118,6 +118,62 @@ def test_the_graph_checks_can_fail():
     assert is_script(ROOT / "train.py") and not is_script(ROOT / PACKAGE / "dataset.py")
 
 
+TAGGER = f"{PACKAGE}.tagger"
+TAGGER_LOG = (f"{PACKAGE}.judge", "TransferRateLog")  # the one class in training's reach that may use the tagger
+
+
+def tagger_imports(path: Path) -> list[tuple[str, ...]]:
+    """Each import of pop2jazz.tagger in `path`, as the names of the classes and functions it sits in."""
+    found = []
+
+    def visit(node: ast.AST, trail: tuple[str, ...]) -> None:
+        for child in ast.iter_child_nodes(node):
+            names = set()
+            if isinstance(child, ast.Import):
+                names = {alias.name for alias in child.names}
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                names = {child.module} | {f"{child.module}.{alias.name}" for alias in child.names}
+            if TAGGER in names:
+                found.append(trail)
+            inner = (*trail, child.name) if isinstance(child, (ast.ClassDef, ast.FunctionDef,
+                                                                ast.AsyncFunctionDef)) else trail
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text()), ())
+    return found
+
+
+def test_the_pretrained_tagger_is_a_judge_only():
+    """Nothing in training may use the pretrained tagger (no loss, no discriminator features, no early stopping).
+
+    The rule: (1) no module of TRAINING other than train.py reaches pop2jazz.tagger, directly or through others;
+    (2) train.py reaches it only through pop2jazz.judge, whose only import of the tagger sits inside the class
+    judge.TransferRateLog (the --eval-every log, which writes figures and decides nothing), and train.py takes
+    nothing from judge but that class; (3) without that one import, train.py would not reach the tagger at all.
+    evaluate.py, a judge itself, may import it freely."""
+    graph = import_graph()
+    modules = project_modules()
+    assert sorted(name for name in TRAINING if TAGGER in reaches(graph, name)) == ["train"]
+    judge, log_class = TAGGER_LOG
+    assert tagger_imports(modules[judge]) and all(trail[:1] == (log_class,) for trail in tagger_imports(modules[judge]))
+    importers = sorted(name for name, imported in graph.items() if TAGGER in imported)
+    assert all(name not in TRAINING for name in importers), importers
+    without_the_log = {name: imported - {TAGGER} if name == judge else imported for name, imported in graph.items()}
+    assert TAGGER not in reaches(without_the_log, "train")
+    taken = {alias.name for node in ast.walk(ast.parse(modules["train"].read_text()))
+             if isinstance(node, ast.ImportFrom) and node.module == judge for alias in node.names}
+    assert taken == {log_class}
+    assert "tagger" not in modules["train"].read_text().replace("TransferRateLog", "")
+
+
+def test_the_tagger_rule_can_fail(tmp_path):
+    """tagger_imports sees an import in a function at the module's top level, which the rule above refuses."""
+    module = tmp_path / "m.py"
+    module.write_text("class TransferRateLog:\n    def f(self):\n        from pop2jazz.tagger import Tagger\n"
+                      "def g():\n    import pop2jazz.tagger\n")
+    assert tagger_imports(module) == [("TransferRateLog", "f"), ("g",)]
+
+
 def test_a_checkpoint_written_before_the_move_still_loads_and_computes_the_same():
     state = load_checkpoint(FIXTURES / "cyclegan_format1.pt")
     assert Representation.from_dict(state["representation"]).chunk_frames == 128
