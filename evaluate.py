@@ -273,9 +273,9 @@ def evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{song}: cannot write its conversion {song.stem}_jazz.wav into {args.output}: "
                              f"{reason}; evaluate a copy of it with a shorter name")
     jazz_songs = args.jazz_songs or listed_songs(args.data / "jazz_val", "--jazz-songs")
+    check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
+                   + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
     with output_lock(args.output, "evaluate.py", "wait for it to finish, or pass another -o"):
-        check_writable(args.output, sum(audio_bytes(audio_samples(song, rep.sample_rate)) for song in pop_songs)
-                       + REPORT_BYTES * (2 * len(pop_songs) + 3), "pass -o with a writable folder")
         jazz_chunks = torch.cat([cut_song(song, rep)[0] for song in jazz_songs])
         if len(jazz_chunks) == 0:
             raise AudioError(f"the jazz songs {', '.join(map(str, jazz_songs))} are all shorter than one chunk "
