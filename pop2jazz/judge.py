@@ -45,7 +45,7 @@ from pop2jazz.errors import InputError
 from pop2jazz.metrics import chroma_similarity, image_magnitude, time_smeared
 from pop2jazz.output_files import write_csv
 from pop2jazz.plots import save_curves
-from pop2jazz.spectrogram import Representation, griffin_lim, image_to_magnitude, load_audio
+from pop2jazz.spectrogram import Representation, chunk_to_audio, load_audio
 
 N_MELS = 48
 MEL_FMAX = 8000.0  # Hz: the top of the log-mel bands the genre features read
@@ -289,8 +289,8 @@ class TransferRateLog:
     def tagger_summary(self, images: torch.Tensor) -> dict:
         """The tagger's TaggerFigures.summary() of chunk images [n, n_bins, frames], each made audio by
         GRIFFIN_LIM_ITERS iterations of Griffin-Lim from zero phase (the same for the inputs and the outputs)."""
-        audio = [griffin_lim(image_to_magnitude(torch.as_tensor(image, dtype=torch.float32), self.rep), None,
-                             self.GRIFFIN_LIM_ITERS, self.rep.chunk_samples, self.rep).numpy() for image in images]
+        audio = [chunk_to_audio(torch.as_tensor(image, dtype=torch.float32), self.GRIFFIN_LIM_ITERS, self.rep).numpy()
+                 for image in images]
         return self.tagger.figures(audio, self.rep.sample_rate).summary()
 
     def __call__(self, generator: torch.nn.Module, epoch: int) -> dict:

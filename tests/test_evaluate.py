@@ -199,6 +199,8 @@ def test_transfer_rate_log_keeps_earlier_epochs(classifier, dataset, tmp_path):
     assert row["transfer_rate"] == row["pop_baseline"] == pytest.approx(1 / 3)  # the held-out pop song's opening
     assert row["eq_baseline"] == pytest.approx(1 / 3)  # the same chunk: the equaliser moves none of the song's 3
     assert row["chroma_similarity"] == pytest.approx(1.0, abs=1e-6)
+    assert row["tagger_jazz"] == pytest.approx(row["tagger_pop_baseline"], abs=1e-6)  # the same chunks, heard alike
+    assert 0.0 <= row["tagger_pop"] <= 1.0 and 0.0 <= row["tagger_jazz_over_pop"] <= 1.0
     with open(tmp_path / "transfer_rate.csv", newline="") as file:
         assert [int(row["epoch"]) for row in csv.DictReader(file)] == [1, 2]
 
