@@ -15,8 +15,7 @@ import evaluate
 from conftest import ROOT
 from pop2jazz.channel import CHANNEL_TESTS, CLEAN, ChannelChange, eq_to_jazz, long_term_spectrum
 from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
-from pop2jazz.judge import (NO_JAZZ, TAGGER_NO_JAZZ, channel_robustness, features_of, tagger_verdicts,
-                            train_genre_classifier, verdicts)
+from pop2jazz.judge import NO_JAZZ, channel_robustness, features_of, train_genre_classifier, verdicts
 from pop2jazz.metrics import chroma_similarity
 from pop2jazz.spectrogram import Representation, load_audio
 
@@ -199,27 +198,3 @@ def test_experiments_judge_holds_every_song_out(gtzan_mini, tmp_path):
     assert figures["folds"] == 3 and set(figures["flipped"]) == set(CHANNEL_TESTS)
     assert set(figures["pop_classified_jazz"]) == {"as it is", "EQ to jazz", "smeared"}
     assert "| through random recording channels |" in (tmp_path / "out" / "judge.md").read_text()
-
-
-def test_the_tagger_verdicts_rest_on_the_baselines():
-    """judge.tagger_verdicts: the headline verdicts, from the pretrained tagger's mean P(jazz) per row and KID."""
-    def heard(pop=0.06, eq=0.10, smeared=0.08, converted=0.40, jazz=0.59, jazz_over_pop=1.0, kid_converted=1.0,
-              kid_eq=2.0):
-        rows = {"pop_baseline": pop, "level_control": pop, "eq_baseline": eq, "smear_control": smeared,
-                "converted": converted, "jazz_ceiling": jazz}
-        return {"level_dbfs": -20.0, "kid": {"converted": kid_converted, "eq_baseline": kid_eq},
-                "rows": {row: {"jazz_probability": value, "pop_probability": 0.1,
-                               "jazz_over_pop": jazz_over_pop if row == "jazz_ceiling" else 0.5}
-                         for row, value in rows.items()}}
-
-    [fine] = tagger_verdicts(heard())
-    assert not fine["warning"] and "64% of the way from the pop to the real jazz" in fine["text"]
-    assert "-20 dBFS" in fine["text"]
-    texts = [verdict["text"] for verdict in tagger_verdicts(heard(converted=0.09))]
-    assert any("does not beat the EQ-to-jazz baseline (0.10)" in text for text in texts)
-    assert any("no better than the pop it started from (0.06)" in text for text in texts)
-    assert any("does not beat the pop smeared in time" in text for text in texts)
-    [ceiling] = tagger_verdicts(heard(jazz_over_pop=0.4))
-    assert TAGGER_NO_JAZZ in ceiling["text"] and ceiling["warning"]
-    [kid] = tagger_verdicts(heard(kid_converted=2.5))
-    assert "no closer to the real jazz's (KID 2.500)" in kid["text"]
