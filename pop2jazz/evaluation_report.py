@@ -27,12 +27,12 @@ CHROMA_OF_ROW = {"eq_baseline": "chroma_similarity_eq_baseline",
                  "jazz_ceiling": "chroma_similarity_floor"}  # the floor: unrelated pop and jazz chunks
 
 
-def plain(value):
+def json_ready(value):
     """`value` with numpy scalars made Python numbers and NaN / inf made None, so the JSON is standard."""
     if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -40,7 +40,7 @@ def plain(value):
     return value
 
 
-def whole(chunks: torch.Tensor) -> np.ndarray:
+def chunks_side_by_side(chunks: torch.Tensor) -> np.ndarray:
     """Chunks [n, n_bins, chunk_frames] side by side in time -> [n_bins, n * chunk_frames]."""
     return torch.cat(list(chunks), dim=-1).numpy()
 
@@ -50,9 +50,10 @@ def plot_spectrograms(result: dict, rep: Representation, title: str, path: Path)
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True, layout="constrained")
     for axis, (name, label) in zip(axes, PANELS.items()):
         probability = result["jazz_probability"][name].mean()
-        shown = show_spectrogram(axis, whole(result[name]), rep, f"{label}\nmean P(jazz) {probability:.2f}")
+        image_artist = show_spectrogram(axis, chunks_side_by_side(result[name]), rep,
+                                 f"{label}\nmean P(jazz) {probability:.2f}")
         axis.label_outer()
-    figure.colorbar(shown, ax=axes, label="dB")
+    figure.colorbar(image_artist, ax=axes, label="dB")
     figure.suptitle(title)
     save_figure(figure, path)
 
@@ -61,7 +62,7 @@ def plot_chroma(result: dict, rep: Representation, title: str, path: Path) -> No
     """Chroma of the input, the generated spectrogram and the written audio of one song, side by side."""
     figure, axes = plt.subplots(1, 3, figsize=(15, 3.5), sharey=True, layout="constrained")
     for axis, (name, label) in zip(axes, PANELS.items()):
-        values = chroma(image_magnitude(whole(result[name]), rep), rep)
+        values = chroma(image_magnitude(chunks_side_by_side(result[name]), rep), rep)
         extent = (0, values.shape[-1] * rep.hop_length / rep.sample_rate, -0.5, 11.5)
         axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="gray_r", vmin=0, vmax=1,
                     interpolation="nearest")
@@ -98,7 +99,8 @@ def plot_metrics(figures: dict, path: Path) -> None:
     save_figure(figure, path)
 
 
-def number(value: float | None, form: str = ".3f") -> str:
+def format_figure(value: float | None, form: str = ".3f") -> str:
+    """`value` in the format spec `form` (e.g. ".1%"), or "n/a" for a figure that is missing, NaN or infinite."""
     return "n/a" if value is None or not math.isfinite(value) else format(value, form)
 
 
@@ -123,9 +125,9 @@ def tagger_lines(heard: dict | None) -> list[str]:
              "|---|---:|---:|---:|---:|---:|"]
     for key, label in TAGGER_ROWS.items():
         row = heard["rows"][key]
-        kid = number(heard["kid"][key], ".3f") if key in heard["kid"] else ""
-        lines.append(f"| {label} | {number(row['jazz_probability'])} | {number(row['pop_probability'])} | "
-                     f"{number(row['jazz_over_pop'], '.0%')} | {kid} | {row['patches']} |")
+        kid = format_figure(heard["kid"][key], ".3f") if key in heard["kid"] else ""
+        lines.append(f"| {label} | {format_figure(row['jazz_probability'])} | {format_figure(row['pop_probability'])} | "
+                     f"{format_figure(row['jazz_over_pop'], '.0%')} | {kid} | {row['patches']} |")
     return lines + [""]
 
 
@@ -147,12 +149,12 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
              "| chunks | classified jazz | mean P(jazz) | chroma similarity to the pop input | n |",
              "|---|---:|---:|---:|---:|"]
     for key, label in TRANSFER_ROWS.items():
-        similarity = number(content[CHROMA_OF_ROW[key]]) if key in CHROMA_OF_ROW else ""
+        similarity = format_figure(content[CHROMA_OF_ROW[key]]) if key in CHROMA_OF_ROW else ""
         similarity = {"pop_baseline": "1.000", "jazz_ceiling": f"{similarity} (floor: unrelated chunks)"}.get(
             key, similarity)
-        lines.append(f"| {label} | {number(transfer[key]['jazz_rate'], '.1%')} | "
-                     f"{number(transfer[key]['jazz_probability'])} | {similarity} | {transfer[key]['chunks']} |")
-    lines += ["", f"The conversion changes the level by {number(figures['level_change_db'], '+.1f')} dB on average; "
+        lines.append(f"| {label} | {format_figure(transfer[key]['jazz_rate'], '.1%')} | "
+                     f"{format_figure(transfer[key]['jazz_probability'])} | {similarity} | {transfer[key]['chunks']} |")
+    lines += ["", f"The conversion changes the level by {format_figure(figures['level_change_db'], '+.1f')} dB on average; "
               f"the control row gives the pop songs that change of level alone, and the smeared row the pop blurred "
               f"in time, which the judge's features (the spectrum's spread in time) would also reward in a blurry "
               f"generator. The EQ-to-jazz baseline gives each "
@@ -165,43 +167,43 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
               f"trained on {classifier['train_songs']['pop']} pop and {classifier['train_songs']['jazz']} jazz "
               f"training songs ({classifier['train_chunks']['pop']} + {classifier['train_chunks']['jazz']} chunks), "
               f"each also through {classifier['augment_draws']} random recording channels. Cross-validated "
-              f"accuracy grouped by song: **{number(classifier['cv_accuracy'], '.1%')}** on clean held-out chunks "
-              f"(± {number(classifier['cv_accuracy_std'], '.1%')} over {classifier['cv_folds']} folds), "
-              f"**{number(classifier['cv_accuracy_augmented'], '.1%')}** on held-out chunks through random "
+              f"accuracy grouped by song: **{format_figure(classifier['cv_accuracy'], '.1%')}** on clean held-out chunks "
+              f"(± {format_figure(classifier['cv_accuracy_std'], '.1%')} over {classifier['cv_folds']} folds), "
+              f"**{format_figure(classifier['cv_accuracy_augmented'], '.1%')}** on held-out chunks through random "
               f"recording channels."]
     robustness = figures.get("robustness")
     if robustness:
         chunks = robustness["chunks"]
         lines += ["", f"Robustness on the held-out songs ({chunks['pop']} pop and {chunks['jazz']} jazz chunks, "
-                  f"{number(robustness['clean_accuracy'], '.0%')} right as they are): the share of decisions each "
+                  f"{format_figure(robustness['clean_accuracy'], '.0%')} right as they are): the share of decisions each "
                   f"recording-channel change alone flips.", "",
                   "| channel change | pop flipped | jazz flipped | all flipped | accuracy |",
                   "|---|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {number(value['pop_flipped'], '.0%')} | {number(value['jazz_flipped'], '.0%')} | "
-                  f"{number(value['flipped'], '.0%')} | {number(value['accuracy'], '.0%')} |"
+        lines += [f"| {name} | {format_figure(value['pop_flipped'], '.0%')} | {format_figure(value['jazz_flipped'], '.0%')} | "
+                  f"{format_figure(value['flipped'], '.0%')} | {format_figure(value['accuracy'], '.0%')} |"
                   for name, value in robustness["changes"].items()]
     lines += ["", "## Content preservation", "", "| chroma cosine similarity | mean |", "|---|---:|",
-              f"| input vs EQ-to-jazz baseline | {number(content['chroma_similarity_eq_baseline'])} |",
-              f"| input vs converted (generated spectrogram) | {number(content['chroma_similarity'])} |",
-              f"| input vs converted (written audio) | {number(content['chroma_similarity_audio'])} |",
-              f"| unrelated pop vs jazz chunks (floor) | {number(content['chroma_similarity_floor'])} |",
+              f"| input vs EQ-to-jazz baseline | {format_figure(content['chroma_similarity_eq_baseline'])} |",
+              f"| input vs converted (generated spectrogram) | {format_figure(content['chroma_similarity'])} |",
+              f"| input vs converted (written audio) | {format_figure(content['chroma_similarity_audio'])} |",
+              f"| unrelated pop vs jazz chunks (floor) | {format_figure(content['chroma_similarity_floor'])} |",
               "", "## Inversion quality", "",
               f"Spectral convergence between the generated magnitude and the STFT magnitude of the audio written "
               f"from it (lower is better); Griffin-Lim with {figures['griffin_lim_iters']} iterations.", "",
               "| method | spectral convergence (dB) | seconds |", "|---|---:|---:|"]
-    lines += [f"| {value['method']} | {number(value['spectral_convergence_db'], '.2f')} | "
-              f"{number(value['seconds'], '.2f')} |" for value in inversion.values()]
+    lines += [f"| {value['method']} | {format_figure(value['spectral_convergence_db'], '.2f')} | "
+              f"{format_figure(value['seconds'], '.2f')} |" for value in inversion.values()]
     lines += ["", "## Artefacts", "",
               f"Checkerboard: power at the image's highest spatial frequencies (period 2 along time, frequency and "
               f"both), generated spectrogram relative to the input: "
-              f"**{number(figures['artefacts']['checkerboard_db'], '+.1f')} dB** (0 dB: none added)."]
+              f"**{format_figure(figures['artefacts']['checkerboard_db'], '+.1f')} dB** (0 dB: none added)."]
     lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → EQ → after) | chroma similarity | "
               "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
     for song, value in figures["songs"].items():
-        decibels = " / ".join(number(db, ".1f") for db in value["inversion_db"].values())
-        lines.append(f"| `{song}` | {value['chunks']} | {number(value['jazz_rate_baseline'], '.0%')} → "
-                     f"{number(value['jazz_rate_eq_baseline'], '.0%')} → {number(value['jazz_rate'], '.0%')} | "
-                     f"{number(value['chroma_similarity'])} | {decibels} |")
+        decibels = " / ".join(format_figure(db, ".1f") for db in value["inversion_db"].values())
+        lines.append(f"| `{song}` | {value['chunks']} | {format_figure(value['jazz_rate_baseline'], '.0%')} → "
+                     f"{format_figure(value['jazz_rate_eq_baseline'], '.0%')} → {format_figure(value['jazz_rate'], '.0%')} | "
+                     f"{format_figure(value['chroma_similarity'])} | {decibels} |")
     lines += ["", "![metrics](metrics.png)", ""]
     for song, names in images.items():
         lines += [f"### `{Path(song).name}`", "", *[f"![{name}]({name})" for name in names], ""]
@@ -212,7 +214,7 @@ def write_report(figures: dict, results: dict, rep: Representation, output: Path
     """Write figures.json, report.md, metrics.png and per song <stem>_spectrograms.png and <stem>_chroma.png."""
     output = Path(output)
     plot_metrics(figures, output / "metrics.png")
-    figures = plain(figures)
+    figures = json_ready(figures)
     atomic_write_bytes(output / "figures.json", json.dumps(figures, indent=2, allow_nan=False).encode())
     images = {}
     for song, result in results.items():

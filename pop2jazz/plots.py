@@ -24,10 +24,10 @@ def image_db(image: np.ndarray | torch.Tensor, rep: Representation) -> np.ndarra
 def show_spectrogram(axis: plt.Axes, image: np.ndarray | torch.Tensor, rep: Representation, title: str = ""):
     """Draw an image [n_bins, frames] on `axis` in dB, time in seconds across, frequency in kHz up: the AxesImage."""
     extent = (0, image.shape[-1] * rep.hop_length / rep.sample_rate, 0, rep.sample_rate / 2000)
-    shown = axis.imshow(image_db(image, rep), origin="lower", aspect="auto", extent=extent, cmap="magma",
-                        vmin=rep.db_min, vmax=rep.db_max)
+    image_artist = axis.imshow(image_db(image, rep), origin="lower", aspect="auto", extent=extent, cmap="magma",
+                               vmin=rep.db_min, vmax=rep.db_max)
     axis.set(title=title, xlabel="time (s)", ylabel="frequency (kHz)")
-    return shown
+    return image_artist
 
 
 def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Representation, path: Path,
@@ -38,11 +38,11 @@ def save_spectrograms(panels: dict[str, np.ndarray | torch.Tensor], rep: Represe
     figure, axes = plt.subplots(rows, columns, figsize=(10 if columns == 1 else 5 * columns, 3.5 * rows),
                                 sharex=True, sharey=True, squeeze=False, layout="constrained")
     for axis, (title, image) in zip(axes.flat, panels.items()):
-        shown = show_spectrogram(axis, image, rep, title)
+        image_artist = show_spectrogram(axis, image, rep, title)
         axis.label_outer()
     for axis in axes.flat[len(panels):]:
         axis.set_axis_off()
-    figure.colorbar(shown, ax=axes, label="dB", shrink=min(1.0, 3.0 / rows), aspect=20 * min(1.0, 3.0 / rows))
+    figure.colorbar(image_artist, ax=axes, label="dB", shrink=min(1.0, 3.0 / rows), aspect=20 * min(1.0, 3.0 / rows))
     save_figure(figure, path, dpi)
 
 
