@@ -15,7 +15,9 @@ for 2 CPU cores (--quick: tiny models on short songs, a smoke test without targe
   from the source phase (its STFT in torch, and in librosa for comparison), 32 iterations. >= 15 dB better, no
   slower.
 - preprocessing: audio seconds per wall second of audio_preprocessing over the 20 clips. >= 300x.
-- training: iterations/s of train.py (its second epoch, warm), paper-size and CPU-size models.
+- training: iterations/s of train.py (its second epoch, warm), paper-size and CPU-size models, on the CPU in
+  float32 and under bf16 autocast side by side, and their ratio: bf16 >= 1.7x float32 at the CPU size. Only on a
+  CPU with native bf16 (AVX512-BF16 or AMX): elsewhere bf16 is emulated, far slower, and not timed.
 Timings on a shared machine vary with the load, which the JSON records before and after.
 """
 
@@ -42,7 +44,7 @@ import torch
 from pop2jazz import preprocessing  # timed in this process: a child's start-up would swamp its 0.3 s of work
 from pop2jazz.checkpoint import load_checkpoint
 from pop2jazz.commands import positive_int, positive_int_list, run_child, run_command
-from pop2jazz.compute import pick_device
+from pop2jazz.compute import native_bf16, pick_device
 from pop2jazz.dataset import example_clips
 from pop2jazz.errors import ChildFailed, MissingFileError
 from pop2jazz.metrics import inversion_quality, invert
@@ -52,13 +54,15 @@ from pop2jazz.spectrogram import Representation, image_to_magnitude, load_audio,
 CLIPS = example_clips()
 # the two training models are named for what they are: the paper's and the CPU demo's, or in --quick two tiny ones
 FULL = {"generator": (64, 9), "cpu_generator": (16, 3), "models": ("paper", "cpu"), "clips": 20,
-        "short_seconds": 30.0, "n_iter": 32, "train_steps": 2, "inversion_seconds": 30.0, "repeats": 3}
+        "short_seconds": 30.0, "n_iter": 32, "train_steps": {"paper": 2, "cpu": 10}, "inversion_seconds": 30.0,
+        "repeats": 3}
 QUICK = {"generator": (8, 2), "cpu_generator": (4, 1), "models": ("tiny", "tinier"), "clips": 4,
-         "short_seconds": 20.0, "n_iter": 4, "train_steps": 1, "inversion_seconds": 5.0,
+         "short_seconds": 20.0, "n_iter": 4, "train_steps": {"tiny": 1, "tinier": 1}, "inversion_seconds": 5.0,
          "repeats": 1}  # 20 s: still 5 windows, full batches
 MODEL_LABELS = {"paper": "paper-size", "cpu": "CPU-size", "tiny": "smoke-test", "tinier": "smoke-test"}
 TARGETS = {"real_time_factor": 8.0, "fraction_of_bound": 0.8, "peak_rss_ratio": 1.5, "improvement_db": 15.0,
-           "throughput_real_time": 300.0}
+           "throughput_real_time": 300.0, "bf16_training_speedup": 1.7}
+PRECISIONS = {"float32": "--no-bf16", "bf16": "--bf16"}
 
 
 def make_songs(clips: Path, count: int, short_seconds: float, folder: Path) -> tuple[Path, Path]:
@@ -146,8 +150,18 @@ def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch
     if run.returncode != 0:
         raise ChildFailed(f"train.py {' '.join(arguments)} failed:\n{run.stderr[-3000:]}")
     seconds = load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"]
-    return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps,
+    precision = "bf16" if "--bf16" in extra or device.startswith("cuda") else "float32"
+    return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps, "precision": precision,
             "iterations_per_second": steps / seconds, "seconds_per_iteration": seconds / steps}
+
+
+def bf16_speedups(training: list[dict]) -> dict[str, float]:
+    """Per model ("paper", "cpu", ...): bf16 iterations/s over float32 iterations/s at batch size 1, where both
+    were measured."""
+    speed = {(run["model"], run["precision"]): run["iterations_per_second"] for run in training
+             if run["batch_size"] == 1}
+    return {model: speed[model, "bf16"] / speed[model, "float32"] for model, precision in speed
+            if precision == "float32" and (model, "bf16") in speed}
 
 
 def measure_conversion(long: Path, short: Path, folder: Path, generator: tuple[int, int], n_iter: int,
@@ -188,14 +202,22 @@ def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_
         shutil.rmtree(folder / "data" / "pop_val")  # no held-out song: train.py then writes no sample WAVs
         results["training"] = []
         train_extra = [flag for flag, on in (("--compile", compile), ("--channels-last", channels_last)) if on]
+        # CUDA trains in bf16 always; a CPU with native bf16 in both precisions, one after the other, model by
+        # model; a CPU that emulates bf16 (200x slower convolutions on AVX2) in float32 alone
+        native = native_bf16(torch.device(device))
+        precisions = ["bf16"] if device.startswith("cuda") else list(PRECISIONS) if native else ["float32"]
         big, small = settings["models"]
         for name, generator, sizes in ((big, settings["generator"], train_batch_sizes),
                                        (small, settings["cpu_generator"], [1])):
             for size in sizes:
-                results["training"].append({"model": name, **measure_training(
-                    folder / "data", folder / f"train_{name}_{size}", generator, size, settings["train_steps"],
-                    device, train_extra)})
+                for precision in precisions if size == 1 else precisions[-1:]:
+                    results["training"].append({"model": name, **measure_training(
+                        folder / "data", folder / f"train_{name}_{size}_{precision}", generator, size,
+                        settings["train_steps"][name], device, [*train_extra, PRECISIONS[precision]])})
+        results["bf16_training_speedup"] = bf16_speedups(results["training"])
     results["machine"]["load_average_after"] = os.getloadavg()
+    results["machine"]["native_bf16"] = native
+    results["machine"]["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     inversion = results["inversion"]
     # tiny models on short songs say nothing about the targets: the smoke test gives no verdict
     results["targets_met"] = None if quick else {
@@ -205,6 +227,9 @@ def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_
         "inversion": inversion["improvement_db"] >= TARGETS["improvement_db"]
         and inversion["source_phase_griffin_lim"]["seconds"] <= inversion["librosa_griffinlim"]["seconds"],
         "throughput_real_time": results["preprocessing"]["throughput_real_time"] >= TARGETS["throughput_real_time"]}
+    cpu_speedup = results["bf16_training_speedup"].get("cpu")
+    if results["targets_met"] is not None and cpu_speedup is not None:
+        results["targets_met"]["bf16_training_speedup"] = cpu_speedup >= TARGETS["bf16_training_speedup"]
     return results
 
 
@@ -242,8 +267,16 @@ def table(results: dict) -> str:
                  f"{preprocessing['throughput_real_time']:.0f}x", ">= 300x", met["throughput_real_time"]))
     for run in results["training"]:
         rows.append((f"training {MODEL_LABELS[run['model']]} {run['width']}x{run['n_blocks']}, batch "
-                     f"{run['batch_size']}",
+                     f"{run['batch_size']}, {run.get('precision', 'float32')}",
                      f"{run['iterations_per_second']:.3f} it/s", "", ""))
+    for model, ratio in results.get("bf16_training_speedup", {}).items():
+        run = next(run for run in results["training"] if run["model"] == model)
+        target = ">= 1.7x" if model == "cpu" else ""
+        rows.append((f"  bf16 / float32, training {run['width']}x{run['n_blocks']}", f"{ratio:.2f}x", target,
+                     met["bf16_training_speedup"] if target else ""))
+    if results["machine"].get("native_bf16") is False:
+        rows.append((f"  bf16 training not timed: this CPU ({results['machine']['cpu_capability']}) emulates bf16",
+                     "", "", ""))
     machine = results["machine"]
     rows.append((f"machine: {machine['cpus']} CPUs, {machine['device']}, load average before / after",
                  f"{machine['load_average_before'][0]:.1f} / {machine['load_average_after'][0]:.1f}", "", ""))

@@ -37,7 +37,7 @@ import torch
 from pop2jazz.audio_files import AudioError
 from pop2jazz.checkpoint import DIRECTIONS
 from pop2jazz.commands import fraction, non_negative_int, positive_int, run_command
-from pop2jazz.compute import keep_freed_memory, pick_device
+from pop2jazz.compute import emulated_bf16_note, keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.jobs import (
     BATCH_SIZE,
@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"windows per generator call (default: {BATCH_SIZE})")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster where the CPU "
-        "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB")
+        "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB; far slower on CPUs without them (AVX2 "
+        "alone), which it says")
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
     add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz): the channels "
@@ -107,6 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def convert(args: argparse.Namespace) -> int:
     """Convert the songs of the command line; 0 when every one was converted, else 1 (see main)."""
     device = pick_device(args.device)
+    note = emulated_bf16_note(args.bf16, device)
+    if note:
+        print(note, file=sys.stderr)
     keep_freed_memory()
     loaded = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
     rep = loaded.rep

@@ -7,8 +7,9 @@
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
-CUDA with bf16 autocast when there is a GPU, otherwise the CPU; several GPUs (or CPU processes) with
-`torchrun --nproc_per_node=N train.py` (compute.py). After every epoch: checkpoints/NAME/latest.pt
+CUDA with bf16 autocast when there is a GPU, otherwise the CPU in float32 (--bf16 for bf16 autocast, faster on CPUs
+that do bf16 natively); several GPUs (or CPU processes) with `torchrun --nproc_per_node=N train.py`
+(compute.py); --max-minutes for a time budget. After every epoch: checkpoints/NAME/latest.pt
 (written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), samples/NAME/losses.csv / losses.png, and samples/NAME/index.html, the run's page
@@ -67,7 +68,7 @@ from pop2jazz.spectrogram import Representation
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
 SESSION_OPTIONS = {"data", "name", "checkpoint_dir", "samples_dir", "device", "workers", "compile", "channels_last",
-                   "stop_after", "eval_every", "resume", "overwrite"}
+                   "bf16", "max_minutes", "stop_after", "eval_every", "resume", "overwrite"}
 TIMED_STEPS = 3  # steps timed before estimating how long the run takes on a CPU
 SLOW_RUN_SECONDS = 3600  # on a CPU, an estimate above this prints the CPU-sized recipe
 CPU_RECIPE = "uv run train.py --width 16 --n-blocks 3 --epochs 10 --steps-per-epoch 50 --name demo"
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pool-size", type=non_negative_int, default=50, help="image_pool size per discriminator (default: 50)")
     add("--griffin-lim-iters", type=non_negative_int, default=32, help="for the sample WAVs (default: 32)")
     add("--seed", type=non_negative_int, default=0, help="default: 0")
-    compute.add_arguments(add)  # --workers, --compile, --channels-last
+    compute.add_arguments(add)  # --bf16, --max-minutes, --workers, --compile, --channels-last
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     add("--stop-after", type=non_negative_int, default=0,
         help="stop after this many epochs in this run, to split a long "
@@ -223,8 +224,10 @@ def cyclegan_step(nets: dict, parts: dict, real_a: torch.Tensor, real_b: torch.T
     """One optimisation step of both generators, then both discriminators on fakes from the image pools.
 
     nets: the networks as called (possibly compiled or DDP-wrapped); parts: the optimisers and pools (see
-    `build_cyclegan`); real_a, real_b: pop and jazz batches [B, 1, n_bins, frames]. Returns the detached losses
-    [5] in LOSSES order.
+    `build_cyclegan`); real_a, real_b: pop and jazz batches [B, 1, n_bins, frames]; autocast: bf16 or disabled.
+    Returns the detached losses [5] in LOSSES order. Under bf16 autocast the convolutions run in bf16 while
+    autocast computes the L1 and MSE losses in float32; the fakes enter the image pools as float32, and the
+    optimisers update float32 weights.
     """
     for name in ("discriminator_a", "discriminator_b"):
         nets[name].requires_grad_(False)
@@ -236,8 +239,10 @@ def cyclegan_step(nets: dict, parts: dict, real_a: torch.Tensor, real_b: torch.T
     for name in ("discriminator_a", "discriminator_b"):
         nets[name].requires_grad_(True)
     with autocast:
-        loss_d_a = discriminator_loss(nets["discriminator_a"], real_a, parts["image_pool_a"].query(fake_a.detach()))
-        loss_d_b = discriminator_loss(nets["discriminator_b"], real_b, parts["image_pool_b"].query(fake_b.detach()))
+        loss_d_a = discriminator_loss(nets["discriminator_a"], real_a,
+                                      parts["image_pool_a"].query(fake_a.detach().float()))
+        loss_d_b = discriminator_loss(nets["discriminator_b"], real_b,
+                                      parts["image_pool_b"].query(fake_b.detach().float()))
     parts["optimizer_d"].zero_grad(set_to_none=True)
     (loss_d_a + loss_d_b).backward()
     parts["optimizer_d"].step()
@@ -316,7 +321,7 @@ def train_epoch(epoch: int, nets: dict, parts: dict, batches, args: argparse.Nam
     """One epoch of cyclegan_step over `batches` ((pop, jazz) pairs from the loader): its history row, the mean of
     each loss (over all ranks), the learning rate it trained with and its seconds. Raises compute.NonFiniteLoss
     at the first NaN or infinite loss. After the first TIMED_STEPS steps of a run, a slow one says so."""
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.bf16)
     sums, start, steps = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter(), 0
     bar.set_description(f"epoch {epoch}/{args.epochs}")
     for steps, (real_a, real_b) in enumerate(batches, 1):
@@ -340,6 +345,11 @@ def train(args: argparse.Namespace) -> int:
     # settings: the device, the run's place, and with --resume every setting the run was started with
     checkpoint_path = args.checkpoint_dir / LATEST
     ranks, device = compute.setup_distributed(compute.pick_device(args.device))
+    args.bf16 = compute.use_bf16(args.bf16, device)
+    note = compute.emulated_bf16_note(args.bf16, device)
+    if note and ranks.is_main:
+        print(note)
+    deadline = compute.Deadline(args.max_minutes)
     compute.keep_freed_memory()
     old_run = check_new_run(checkpoint_path, args.samples_dir, args.resume, args.overwrite)
     state = resume(args, checkpoint_path, device, SESSION_OPTIONS, "cyclegan") if args.resume else None
@@ -372,7 +382,8 @@ def train(args: argparse.Namespace) -> int:
     blocks = f" with {count} block{'s' * (count != 1)}" if config.generator == "resnet" else ""
     processes = f" x {ranks.world_size} processes" if ranks.world_size > 1 else ""
     print(f"{len(folder_a)} pop and {len(folder_b)} jazz chunks {tuple(folder_a.shape)}, {steps} steps per epoch, "
-          f"{config.generator} generators of width {config.width}{blocks}, on {device}{processes}")
+          f"{config.generator} generators of width {config.width}{blocks}, on {device}{processes}, "
+          f"{'bf16 autocast' if args.bf16 else 'float32'}")
     transfer_log = transfer_rate_log(args, folder_a, folder_b, val, rep) if args.eval_every > 0 else None
 
     # the loop: an epoch of steps, then (rank 0) the checkpoint, its export, a sample and the logs
@@ -389,6 +400,11 @@ def train(args: argparse.Namespace) -> int:
             save_checkpoint(checkpoint_path, saved, replace=ours)
             save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved), replace=ours)
             write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)
+        # every rank stops after the same epoch: the first epoch after which any rank's budget is spent
+        out_of_time = compute.mean_across_ranks(torch.tensor([float(deadline.passed)], device=device), ranks)
+        if out_of_time.item() > 0 and epoch < last_epoch:
+            print(f"\n--max-minutes {args.max_minutes:g} passed after epoch {epoch}; carry on with --resume")
+            break
     bar.close()
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")
     return 0

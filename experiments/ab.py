@@ -3,20 +3,23 @@
     uv run experiments/ab.py                     # 7 runs of 600 steps, one at a time: hours on 2 CPU cores
     uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it)
     uv run experiments/ab.py --runs baseline:1,residual:1   # more runs into the same table
+    uv run experiments/ab.py --runs float32:0,float32:1,bf16:0,bf16:1 --output samples/ab_bf16  # bf16 training
 
 Protocol (every run the same way, one at a time, so they do not slow each other):
 - data: the clips in --clips (pop/ and jazz/) preprocessed once with --val-fraction 0.3, so 3 of 10 songs per
   domain are held out; the same split (seed 0) for every run;
 - training: train.py at the CPU size (--width 16 --n-blocks 3), the same number of optimiser steps for every
   run, the lever's flags on top of the paper's recipe; a run is a variant and a seed;
-- figures: evaluate.py on the held-out pop songs (the channel-robust classifier trained on the training split
-  only, read against the EQ-to-jazz baseline and the real-jazz ceiling): style transfer rate and mean P(jazz),
-  chroma similarity to the source, spectral convergence of the written audio
-  against the generated magnitude (consistency), the checkerboard measure; and training seconds per step;
-- a picture of one held-out 6 s excerpt as input and as each run converts it, and those conversions as WAVs.
+- figures: evaluate.py on the held-out pop songs: the pretrained tagger's (musicnn MSD at -20 dBFS RMS, the
+  headline judge) mean P(jazz), share of 3-s patches jazz > pop and KID to the real jazz, read against the pop,
+  the EQ-to-jazz baseline and the real jazz; the second-opinion classifier's style transfer rate; chroma
+  similarity to the source, spectral convergence of the written audio against the generated magnitude
+  (consistency), the checkerboard measure; and training seconds per step;
+- a picture of one held-out 6 s excerpt as input and as each run converts it, and those conversions as WAVs;
+  the runs' loss curves overlaid in one picture.
 
-Writes <output>/ab.md (the table), ab.json, ab.png, <run>.wav and the runs' checkpoints and reports under
-<output>/runs/. A run already finished there is not trained again, and an interrupted one resumes.
+Writes <output>/ab.md (the table), ab.json, ab.png, losses.png, <run>.wav and the runs' checkpoints and reports
+under <output>/runs/. A run already finished there is not trained again, and an interrupted one resumes.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from pop2jazz.conversion import convert_audio, convert_magnitude  # noqa: E402
 from pop2jazz.dataset import example_clips, listed_songs  # noqa: E402
 from pop2jazz.errors import ChildFailed, MissingFileError  # noqa: E402
 from pop2jazz.output_files import atomic_write_bytes, check_writable, write_audio  # noqa: E402
-from pop2jazz.plots import save_spectrograms  # noqa: E402
+from pop2jazz.plots import save_figure, save_spectrograms  # noqa: E402  (it selects matplotlib's Agg backend)
+import matplotlib.pyplot as plt  # noqa: E402
 from pop2jazz.spectrogram import Representation, audio_to_image, load_audio, magnitude_to_image  # noqa: E402
 
 VARIANTS = {  # name -> train.py flags on top of the paper's recipe
@@ -52,6 +56,9 @@ VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     "residual_no_identity": ["--output", "residual", "--lambda-identity", "0"],
     "spectral_norm": ["--spectral-norm"],
     "combined": ["--upsample", "resize", "--output", "residual", "--spectral-norm"],
+    # the paper's recipe in each precision, named apart from "baseline", whose precision is the machine's default
+    "float32": ["--no-bf16"],
+    "bf16": ["--bf16"],
 }
 DEFAULT_RUNS = "baseline:0,resize:0,residual:0,spectral_norm:0,combined:0,baseline:1,combined:1"
 CLIPS = example_clips()
@@ -128,61 +135,127 @@ def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings:
             "jazz_ceiling": figures["style_transfer"]["jazz_ceiling"],
             "chroma_floor": figures["content"]["chroma_similarity_floor"],
             "classifier_accuracy": figures["classifier"]["cv_accuracy"], "held_out_chunks":
-                figures["style_transfer"]["converted"]["chunks"]}
+                figures["style_transfer"]["converted"]["chunks"],
+            "tagger_jazz": figures["tagger"]["rows"]["converted"]["jazz_probability"],
+            "tagger_jazz_over_pop": figures["tagger"]["rows"]["converted"]["jazz_over_pop"],
+            "tagger_kid": figures["tagger"]["kid"]["converted"],
+            "tagger_baselines": {row: figures["tagger"]["rows"][row]["jazz_probability"]
+                                 for row in ("pop_baseline", "eq_baseline", "smear_control", "jazz_ceiling")},
+            "history": history}
+
+
+PRECISIONS = ("float32", "bf16")  # variants that change how the recipe is computed, not the recipe
+
+
+def group_means(rows: list[dict], keys: tuple[str, ...]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per variant, per key: (mean over its seeds, spread = largest minus smallest seed's value)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["variant"], []).append(row)
+    return {name: {key: (sum(r[key] for r in group) / len(group), max(r[key] for r in group)
+                         - min(r[key] for r in group)) for key in keys} for name, group in groups.items()}
 
 
 def verdicts(rows: list[dict]) -> dict[str, str]:
-    """The issue's rule for each lever, on means over seeds: a default only if it raises the transfer rate
-    without chroma below the baseline's, or improves consistency or checkerboard at equal transfer."""
-    means = {}
-    for row in rows:
-        means.setdefault(row["variant"], []).append(row)
-    means = {name: {key: sum(r[key] for r in group) / len(group) for key in
-                    ("transfer_rate", "chroma_similarity", "consistency_db", "checkerboard_db")}
-             for name, group in means.items()}
+    """The rule for each lever, on means over seeds: a default only if it raises the tagger's mean P(jazz) above
+    the baseline's by more than the baseline's seed spread without lowering the chroma similarity below the
+    baseline's, or, at a P(jazz) within that spread, improves consistency or checkerboard. The precision
+    variants are no levers: `precision_verdict` judges them."""
+    means = group_means(rows, ("tagger_jazz", "chroma_similarity", "consistency_db", "checkerboard_db"))
     base = means.get("baseline")
     if base is None:
         return {}
     result = {}
     for name, mean in means.items():
-        if name == "baseline":
+        if name == "baseline" or name in PRECISIONS:
             continue
-        better_transfer = mean["transfer_rate"] > base["transfer_rate"]
-        keeps_chroma = mean["chroma_similarity"] >= base["chroma_similarity"]
-        equal_transfer = abs(mean["transfer_rate"] - base["transfer_rate"]) < 1e-9
-        cleaner = mean["consistency_db"] < base["consistency_db"] or mean["checkerboard_db"] < base["checkerboard_db"]
-        result[name] = "wins" if (better_transfer and keeps_chroma) or (equal_transfer and cleaner) else "no"
+        spread = base["tagger_jazz"][1]
+        better = mean["tagger_jazz"][0] > base["tagger_jazz"][0] + spread
+        keeps_chroma = mean["chroma_similarity"][0] >= base["chroma_similarity"][0]
+        equal = abs(mean["tagger_jazz"][0] - base["tagger_jazz"][0]) <= spread
+        cleaner = (mean["consistency_db"][0] < base["consistency_db"][0]
+                   or mean["checkerboard_db"][0] < base["checkerboard_db"][0])
+        result[name] = "wins" if (better and keeps_chroma) or (equal and cleaner) else "no"
     return result
+
+
+def precision_verdict(rows: list[dict]) -> str | None:
+    """Whether bf16 training trains the same model as float32, as far as the judges hear: each of the tagger's
+    P(jazz) and jazz > pop share, the transfer rate and the chroma similarity of the bf16 runs' mean lies within
+    the float32 seeds' range widened by half their spread on each side. None without 2 float32 and 1 bf16 run."""
+    keys = ("tagger_jazz", "tagger_jazz_over_pop", "transfer_rate", "chroma_similarity")
+    float32 = [row for row in rows if row["variant"] == "float32"]
+    if len(float32) < 2 or not any(row["variant"] == "bf16" for row in rows):
+        return None
+    bf16 = group_means(rows, keys)["bf16"]
+    outside = []
+    for key in keys:
+        low, high = min(row[key] for row in float32), max(row[key] for row in float32)
+        margin = (high - low) / 2
+        if not low - margin <= bf16[key][0] <= high + margin:
+            outside.append(f"{key} {bf16[key][0]:.3f} outside [{low:.3f}, {high:.3f}]")
+    if outside:
+        return "bf16 differs from float32 beyond the seed spread: " + "; ".join(outside)
+    return ("bf16 trains the same model as float32 as far as the judges hear: the bf16 runs' means of the tagger's "
+            "P(jazz) and jazz > pop share, the transfer rate and the chroma similarity lie within the float32 "
+            "seeds' spread")
 
 
 def markdown(rows: list[dict], settings: dict, machine: dict) -> str:
     """ab.md: the protocol in one paragraph and the table."""
     first = rows[0]
+    tagger = first["tagger_baselines"]
     lines = [f"# Sound-quality A/B: {len(rows)} runs of {first['steps']} steps, "
              f"model {' '.join(settings['model'])}", "",
-             f"Held-out: {first['held_out_chunks']} pop chunks (3 songs); classifier cross-validated accuracy "
-             f"{first['classifier_accuracy']:.0%}. Unconverted pop: {first['pop_baseline']['jazz_rate']:.0%} "
-             f"classified jazz (P(jazz) {first['pop_baseline']['jazz_probability']:.2f}); EQ-to-jazz baseline: "
-             f"{first['eq_baseline']['jazz_rate']:.0%} ({first['eq_baseline']['jazz_probability']:.2f}); real "
-             f"held-out jazz: "
-             f"{first['jazz_ceiling']['jazz_rate']:.0%} ({first['jazz_ceiling']['jazz_probability']:.2f}); chroma "
+             f"Held-out: {first['held_out_chunks']} pop chunks (3 songs). The pretrained tagger (musicnn MSD, each "
+             f"chunk at -20 dBFS RMS), mean P(jazz): the pop {tagger['pop_baseline']:.2f}, the EQ-to-jazz baseline "
+             f"{tagger['eq_baseline']:.2f}, the smeared pop {tagger['smear_control']:.2f}, the real held-out jazz "
+             f"{tagger['jazz_ceiling']:.2f}. The classifier (second opinion, cross-validated accuracy "
+             f"{first['classifier_accuracy']:.0%}): unconverted pop {first['pop_baseline']['jazz_rate']:.0%} "
+             f"classified jazz, EQ-to-jazz {first['eq_baseline']['jazz_rate']:.0%}, real jazz "
+             f"{first['jazz_ceiling']['jazz_rate']:.0%}; chroma "
              f"floor (unrelated pop/jazz) {first['chroma_floor']:.3f}. Machine: {machine['cpus']} CPUs, "
              f"{machine['threads']} torch thread(s) per run, load average {machine['load_before']:.1f} before and "
              f"{machine['load_after']:.1f} after. s/step: "
              + ("each variant timed apart (--timing-steps)" if "timed_seconds_per_step" in first else
                 "the run's own mean, on a machine that may have been busy with other work") + ".", "",
-             "| run | flags | transfer rate | P(jazz) | level change (dB) / its control | chroma | consistency (dB) | "
-             "checkerboard (dB) | s/step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| run | flags | tagger P(jazz) | patches jazz > pop | KID to jazz | transfer rate | "
+             "level change (dB) / its control | chroma | consistency (dB) | checkerboard (dB) | s/step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         seconds = row.get("timed_seconds_per_step", row["seconds_per_step"])
-        lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['transfer_rate']:.0%} | "
-                     f"{row['jazz_probability']:.2f} | {row['level_change_db']:+.1f} / {row['level_control']:.0%} | "
+        lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['tagger_jazz']:.3f} | "
+                     f"{row['tagger_jazz_over_pop']:.0%} | {row['tagger_kid']:.2f} | {row['transfer_rate']:.0%} | "
+                     f"{row['level_change_db']:+.1f} / {row['level_control']:.0%} | "
                      f"{row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | {row['checkerboard_db']:+.1f} | "
                      f"{seconds:.2f} |")
-    lines += ["", "Verdicts (means over seeds, the rule of experiments/ab.py `verdicts`): "
-              + ", ".join(f"{name}: {verdict}" for name, verdict in verdicts(rows).items()), ""]
-    return "\n".join(lines)
+    lever_verdicts = verdicts(rows)
+    if lever_verdicts:
+        lines += ["", "Verdicts (means over seeds, the rule of experiments/ab.py `verdicts`): "
+                  + ", ".join(f"{name}: {verdict}" for name, verdict in lever_verdicts.items())]
+    precision = precision_verdict(rows)
+    if precision:
+        lines += ["", f"Precision: {precision}."]
+    return "\n".join(lines + [""])
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    """losses.png: every run's mean loss per epoch, one panel per loss, the runs overlaid (a colour per seed, a
+    line style per variant), written atomically."""
+    names = [key for key in rows[0]["history"][0] if key.startswith("loss_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), layout="constrained")
+    styles = {variant: style for variant, style in zip(dict.fromkeys(row["variant"] for row in rows),
+                                                       ("-", "--", ":", "-."))}
+    for row in rows:
+        epochs = [entry["epoch"] for entry in row["history"]]
+        for axis, name in zip(axes, names):
+            axis.plot(epochs, [entry[name] for entry in row["history"]], styles.get(row["variant"], "-"),
+                      color=f"C{row['seed']}", label=row["run"])
+    for axis, name in zip(axes, names):
+        axis.set(title=name.removeprefix("loss_"), xlabel="epoch")
+    axes[0].legend(fontsize="small")
+    figure.suptitle("training losses per epoch (mean over the epoch's steps)")
+    save_figure(figure, path)
 
 
 def picture(rows: list[dict], data: Path, output: Path, n_iter: int) -> None:
@@ -261,6 +334,7 @@ def experiment(args: argparse.Namespace) -> int:
             row["timed_seconds_per_step"] = timings[row["variant"]]
     machine["load_after"] = os.getloadavg()[0]
     picture(rows, data, args.output, settings["griffin_lim_iters"])
+    plot_losses(rows, args.output / "losses.png")
     atomic_write_bytes(args.output / "ab.json", json.dumps({"settings": settings, "machine": machine, "runs": rows},
                                                             indent=2).encode())
     text = markdown(rows, settings, machine)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import benchmark
+from pop2jazz import compute
 
 
 def numbers(value):
@@ -54,10 +55,17 @@ def test_quick_benchmark_measures_every_figure(gtzan_mini, tmp_path, capsys):
     assert abs(inversion["source_phase_griffin_lim"]["spectral_convergence_db"]
                - inversion["source_phase_librosa_stft"]["spectral_convergence_db"]) < 0.1
     assert results["preprocessing"]["songs"] == 20
-    assert [(run["model"], run["width"], run["batch_size"]) for run in results["training"]] == [
-        ("tiny", 8, 1), ("tinier", 4, 1)]
+    native = compute.native_bf16(torch.device("cpu"))
+    assert results["machine"]["native_bf16"] is native
+    precisions = ["float32", "bf16"] if native else ["float32"]  # an emulating CPU's bf16 is not worth timing
+    assert [(run["model"], run["width"], run["batch_size"], run["precision"]) for run in results["training"]] == [
+        (model, width, 1, precision) for model, width in (("tiny", 8), ("tinier", 4)) for precision in precisions]
+    # where both are timed, side by side in one run, their ratio
+    assert set(results["bf16_training_speedup"]) == ({"tiny", "tinier"} if native else set())
+    assert all(ratio > 0 for ratio in results["bf16_training_speedup"].values())
     assert results["targets_met"] is None  # tiny models on short songs: no verdict on the targets
     table = capsys.readouterr().out
     assert "real_time_factor" in table and "peak RSS" in table and "it/s" in table
+    assert ("bf16 / float32" in table) is native and ("bf16 training not timed" in table) is not native
     assert "smoke test" in table and "paper" not in table.lower()
     assert ">= 8x" not in table and not any(line.rstrip().endswith(("| yes", "| no")) for line in table.splitlines())

@@ -126,9 +126,10 @@ def test_the_ab_script_runs_and_tabulates(gtzan_mini, tmp_path):
         assert row["steps"] == 2 and row["held_out_chunks"] > 3  # 3 held-out pop songs, 2-3 chunks each
         for key in ("transfer_rate", "chroma_similarity", "consistency_db", "checkerboard_db", "seconds_per_step"):
             assert math.isfinite(row[key])
+        assert 0 <= row["tagger_jazz"] <= 1 and 0 <= row["tagger_jazz_over_pop"] <= 1 and row["tagger_kid"] > -1
     # an untrained residual generator is the identity: the song's chroma, an inversion from its own phase
     assert rows["combined:0"]["chroma_similarity"] > 0.99 and rows["combined:0"]["consistency_db"] < -30
     table = (output / "ab.md").read_text()
     assert "| baseline:0 | `paper` |" in table and "Verdicts" in table
-    assert (output / "ab.png").stat().st_size > 50_000
+    assert (output / "ab.png").stat().st_size > 50_000 and (output / "losses.png").stat().st_size > 10_000
     assert {path.name for path in output.glob("*.wav")} == {"input.wav", "baseline_seed0.wav", "combined_seed0.wav"}
