@@ -99,14 +99,15 @@ def status(lines: list[str], error: bool = False) -> str:
 
 
 def convert_song(song: str | None, direction: str, model: str | None, allow_converted: bool,
-                 args: argparse.Namespace, progress=None) -> tuple[str, str | None, str | None, str | None]:
+                 args: argparse.Namespace, progress=None, strength: float = 1.0
+                 ) -> tuple[str, str | None, str | None, str | None]:
     """Convert the song at `song` (an upload) with the checkpoint `model` into a new folder below args.work.
 
     The pop2jazz.jobs functions convert.py uses, with its options: plan (every check before any work), run_job
     (the streaming conversion, WAV out), plot_conversion (the first 30 s before and after). Returns (status HTML,
     converted WAV, spectrogram PNG, file to download); on any error the status says it in one line and the
     rest is None. `progress` (gradio.Progress, or None) is told each stage; the conversion's own progress bar
-    reaches the page through Gradio's tqdm tracking.
+    reaches the page through Gradio's tqdm tracking. `strength` (0-1): convert.py --strength, the slider.
     """
     report = progress or (lambda *_, **__: None)
     if not song:
@@ -117,7 +118,8 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
         return status([f"no such model: {model}; reload the page for the list of models"], True), None, None, None
     folder = Path(tempfile.mkdtemp(prefix="conversion-", dir=args.work))  # one per conversion: none clash
     options = ConversionOptions((song,), direction, output=output_path_for(song, direction, "wav", folder),
-                                griffin_lim_iters=args.griffin_lim_iters, plot=True, allow_converted=allow_converted)
+                                griffin_lim_iters=args.griffin_lim_iters, plot=True, allow_converted=allow_converted,
+                                strength=min(1.0, max(0.0, float(strength))))  # a page's value, clamped
     try:
         report(0.0, desc="loading the model")
         loaded = load_model(Path(model), direction, args.device)
@@ -148,8 +150,9 @@ def build_page(args: argparse.Namespace):
     """The page as a gradio.Blocks: controls on the left, the two players and the spectrograms on the right."""
     import gradio as gr  # only here: GRADIO_TEMP_DIR must be set before Gradio reads it at import (see serve)
 
-    def convert_clicked(song, direction, model, allow_converted, progress=gr.Progress(track_tqdm=True)):
-        text, audio, picture, download = convert_song(song, direction, model, allow_converted, args, progress)
+    def convert_clicked(song, direction, model, strength, allow_converted, progress=gr.Progress(track_tqdm=True)):
+        text, audio, picture, download = convert_song(song, direction, model, allow_converted, args, progress,
+                                                      strength)
         return text, audio, picture, gr.DownloadButton(value=download, visible=download is not None)
 
     with gr.Blocks(title="pop2jazz", analytics_enabled=False) as page:
@@ -160,6 +163,8 @@ def build_page(args: argparse.Namespace):
                 direction = gr.Radio(list(DIRECTIONS), value="pop2jazz", label="direction")
                 model = gr.Dropdown(model_choices(), value=default_model(), label="model",
                                     info="the bundled model, or a train.py run under checkpoints/")
+                strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="strength", elem_id="strength",
+                                     info="0 gives the song back, 1 the full conversion (convert.py --strength)")
                 allow_converted = gr.Checkbox(False, label="also convert a file pop2jazz wrote itself",
                                               info="convert.py --allow-converted: a copy of a copy")
                 button = gr.Button("Convert", variant="primary")
@@ -174,8 +179,8 @@ def build_page(args: argparse.Namespace):
                                   buttons=["download"], waveform_options=players)
                 picture = gr.Image(type="filepath", label="spectrograms: the song above, its conversion below",
                                    show_label=False, interactive=False, elem_id="spectrograms", buttons=["download"])
-        button.click(convert_clicked, [song, direction, model, allow_converted], [message, output, picture, download],
-                     concurrency_limit=1)  # one conversion at a time: each takes every core it can
+        button.click(convert_clicked, [song, direction, model, strength, allow_converted],
+                     [message, output, picture, download], concurrency_limit=1)  # one conversion at a time: each takes every core it can
         song.change(lambda: ("", None, None, gr.DownloadButton(visible=False)), None,
                     [message, output, picture, download])  # no stale conversion beside a new song
         page.load(lambda: gr.Dropdown(choices=model_choices()), None, model)  # runs trained since the start

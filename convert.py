@@ -36,7 +36,7 @@ import torch
 
 from pop2jazz.audio_files import AudioError
 from pop2jazz.checkpoint import DIRECTIONS
-from pop2jazz.commands import fraction, non_negative_int, positive_int, run_command
+from pop2jazz.commands import float_range, fraction, non_negative_int, positive_int, run_command
 from pop2jazz.compute import emulated_bf16_note, keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.jobs import (
@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster where the CPU "
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB; far slower on CPUs without them (AVX2 "
         "alone), which it says")
+    add("--strength", type=float_range(0.0, 1.0), default=1.0, help="how far to convert, 0-1: each spectrogram bin "
+        "moves this share of the way, in dB, from the song to its conversion; 0 gives the song back, 0.5 half way "
+        "(default: 1, the full conversion)")
     add("--compile", action="store_true", help="torch.compile the generator: about 20 %% faster after a start of "
         "half a minute; worth it for long songs or many")
     add("--mono", action="store_true", help="write mono at the model's sample rate (22050 Hz): the channels "

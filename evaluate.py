@@ -44,9 +44,9 @@ from tqdm import tqdm
 from pop2jazz.audio_files import AudioError
 from pop2jazz.channel import eq_to_jazz
 from pop2jazz.checkpoint import generator_from, load_checkpoint
-from pop2jazz.commands import non_negative_int, run_command
+from pop2jazz.commands import float_range, non_negative_int, run_command
 from pop2jazz.compute import pick_device
-from pop2jazz.conversion import convert_magnitude
+from pop2jazz.conversion import convert_magnitude, with_strength
 from pop2jazz.dataset import ChunkFolder, cut_song, listed_songs
 from pop2jazz.errors import InputError
 from pop2jazz.evaluation_report import write_report
@@ -64,6 +64,7 @@ from pop2jazz.metrics import (
     INVERSIONS,
     checkerboard_power,
     chroma_similarity,
+    holes,
     inversion_quality,
     invert,
     level_changes,
@@ -129,6 +130,7 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                                                                                               chunks[name])])
                               for name in ("generated", "written", "eq_baseline")},
         "inversion": inversion_quality(magnitude, inversions, rep),
+        "holes": holes(images["input"], images["written"], rep),
     }
 
 
@@ -205,13 +207,16 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
         "level_change_db": float(np.concatenate([result["level_change_db"] for result in results.values()]).mean()),
         "artefacts": {"checkerboard_db": 10 * np.log10(checkerboard_power(torch.cat([result["generated"] for result
                                                                                  in results.values()]))
-                                                       / checkerboard_power(inputs))},
+                                                       / checkerboard_power(inputs)),
+                      "holes": holes(*(torch.cat([chunk for result in results.values() for chunk in result[name]],
+                                                 dim=-1) for name in ("input", "written")), rep)},
         "audio_seconds": float(sum(result["seconds"] for result in results.values())),
         "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
                               "jazz_rate": float(result["is_jazz"]["generated"].mean()),
                               "jazz_rate_baseline": float(result["is_jazz"]["input"].mean()),
                               "jazz_rate_eq_baseline": float(result["is_jazz"]["eq_baseline"].mean()),
                               "chroma_similarity": float(np.nanmean(result["chroma_similarity"]["generated"])),
+                              "holes": result["holes"],
                               "inversion_db": {name: value["spectral_convergence_db"]
                                                for name, value in result["inversion"].items()}}
                   for song, result in results.items()},
@@ -248,6 +253,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--griffin-lim-iters", type=non_negative_int, default=32, help="iterations of both Griffin-Lims (default: 32)")
     add("--seed", type=non_negative_int, default=0,
         help="cross-validation folds and librosa's random phase (default: 0)")
+    add("--strength", type=float_range(0.0, 1.0), default=1.0, help="measure the conversion at convert.py "
+        "--strength S (default: 1, the full conversion)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
     args.output = args.output or (SAMPLES / args.name / "eval" if args.checkpoint is None else
@@ -260,7 +267,7 @@ def evaluate(args: argparse.Namespace) -> int:
     checkpoint = find_checkpoint(args.name, args.checkpoint)
     device = pick_device(args.device)
     state = load_checkpoint(checkpoint, device, "cyclegan")
-    generator = generator_from(state, "pop2jazz", device, checkpoint)
+    generator = with_strength(generator_from(state, "pop2jazz", device, checkpoint), args.strength)
     rep = Representation.from_dict(state["representation"])
     folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
     for folder in folders.values():
@@ -302,7 +309,7 @@ def evaluate(args: argparse.Namespace) -> int:
                          "input": str(song)})
         figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                    "data": str(args.data), "representation": rep.to_dict(),
-                   "griffin_lim_iters": args.griffin_lim_iters,
+                   "griffin_lim_iters": args.griffin_lim_iters, "strength": args.strength,
                    **summarise(results, jazz_chunks, classifier, rep, tagger, jazz_audio),
                    "robustness": robustness}
         figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},

@@ -75,15 +75,15 @@ else
     BENCHMARK=(--device cuda --bf16)  # no --compile: each of its training children would compile again
 fi
 start=$(date +%s)
-echo "== preprocessing $CLIPS"
+echo "== preprocessing $CLIPS (at $(( $(date +%s) - start )) s)"
 "$PYTHON" audio_preprocessing.py --pop "$CLIPS/pop" --jazz "$CLIPS/jazz" --output "$OUTPUT/data" \
     --val-fraction 0.3 --seed 0 2>&1 | tee "$OUTPUT/preprocessing.log"
-echo "== training for $MINUTES minutes"
+echo "== training for $MINUTES minutes (at $(( $(date +%s) - start )) s)"
 "$PYTHON" train.py --data "$OUTPUT/data" --checkpoint-dir "$OUTPUT" --samples-dir "$OUTPUT/samples" \
     --epochs 200 --max-minutes "$MINUTES" "${TRAIN[@]}" 2>&1 | tee "$OUTPUT/train.log"
-echo "== evaluating"
+echo "== evaluating (at $(( $(date +%s) - start )) s)"
 "$PYTHON" evaluate.py --checkpoint "$OUTPUT/latest.pt" --data "$OUTPUT/data" -o "$OUTPUT/report" 2>&1 \
     | tee "$OUTPUT/evaluate.log"
-echo "== benchmarking"
+echo "== benchmarking (at $(( $(date +%s) - start )) s)"
 "$PYTHON" benchmark.py "${BENCHMARK[@]}" --clips "$CLIPS" --json "$OUTPUT/benchmark.json" 2>&1 | tee "$OUTPUT/benchmark.log"
 echo "done in $(( $(date +%s) - start )) s: $OUTPUT/{generators.pt,latest.pt,report/report.md,benchmark.json}"

@@ -86,6 +86,7 @@ def time_loader(data: Path, workers: int, batches: int) -> float:
 
 def measure(args: argparse.Namespace) -> dict:
     """Every variant of the module docstring: the JSON-ready results."""
+    compute.keep_freed_memory()  # as train.py does
     size = (args.width, args.n_blocks, args.steps)
     native = compute.native_bf16(torch.device("cpu"))
     precisions = (False, True) if native or args.emulated_bf16 else (False,)

@@ -55,6 +55,30 @@ def window_starts(frames: int, chunk_frames: int, overlap: float) -> list[int]:
     return starts
 
 
+class AtStrength(torch.nn.Module):
+    """A generator at a strength S in [0, 1]: input + S * (generator(input) - input), on images [B, 1, n_bins,
+    frames] in [-1, 1] -> the same shape.
+
+    The image is linear in dB (spectrogram.magnitude_to_image), so this moves every bin S of the way, in dB, from
+    the song to its conversion: S = 0 gives the song's own image back (the null test), 1 the full conversion.
+    Windows are blended before they are overlap-added, which, being linear, equals blending the whole song.
+    """
+
+    def __init__(self, generator: torch.nn.Module, strength: float):
+        super().__init__()
+        self.generator, self.strength = generator, strength
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images + self.strength * (self.generator(images).to(images.dtype) - images)
+
+
+def with_strength(generator: torch.nn.Module, strength: float = 1.0) -> torch.nn.Module:
+    """`generator` itself at strength 1, else AtStrength(generator, strength); raises ValueError outside [0, 1]."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength {strength} is outside [0, 1]")
+    return generator if strength == 1.0 else AtStrength(generator, strength).eval()
+
+
 def run_generator(generator: torch.nn.Module, windows: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """Generator outputs for image windows [B, n_bins, frames] -> [B, n_bins, frames] float32 on the CPU.
 

@@ -197,6 +197,12 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
               f"Checkerboard: power at the image's highest spatial frequencies (period 2 along time, frequency and "
               f"both), generated spectrogram relative to the input: "
               f"**{format_figure(figures['artefacts']['checkerboard_db'], '+.1f')} dB** (0 dB: none added)."]
+    if "holes" in figures["artefacts"]:
+        holes = figures["artefacts"]["holes"]
+        lines += ["", f"Holes: of the input's loud cells (100 Hz–8 kHz, within 30 dB of their frame's loudest), "
+                  f"**{format_figure(holes['loud_cells_dropped'], '.1%')}** are lowered by more than 30 dB in the "
+                  f"written audio, and {format_figure(holes['frames_losing'], '.1%')} of the frames lose more than "
+                  f"12 dB of their loud cells' power (0 %: the loud parts all kept)."]
     lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → EQ → after) | chroma similarity | "
               "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
     for song, value in figures["songs"].items():

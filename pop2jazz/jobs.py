@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pop2jazz.checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
-from pop2jazz.conversion import convert_file, output_layout
+from pop2jazz.conversion import convert_file, output_layout, with_strength
 from pop2jazz.dataset import scan_folder
 from pop2jazz.errors import InputError, WouldOverwriteError
 from pop2jazz.output_files import (
@@ -44,7 +44,7 @@ class ConversionOptions:
     see output_path_for); output_dir: where every output goes (None: beside each song); format: the extension of
     the outputs named here. griffin_lim_iters (>= 0), overlap (in [0, 1), of a window shared with the next) and
     batch_size (windows per generator call) as conversion.convert_file takes them; bf16, mono and keep_high_band
-    likewise. overwrite replaces existing outputs; plot also writes <output>.png; allow_converted also converts
+    likewise; strength (in [0, 1]) how far to convert, as conversion.AtStrength blends. overwrite replaces existing outputs; plot also writes <output>.png; allow_converted also converts
     files the tools wrote; verbose names a folder's files that are not audio.
     """
 
@@ -57,6 +57,7 @@ class ConversionOptions:
     overlap: float = OVERLAP
     batch_size: int = BATCH_SIZE
     bf16: bool = False
+    strength: float = 1.0
     mono: bool = False
     keep_high_band: bool = True
     overwrite: bool = False
@@ -180,13 +181,16 @@ def run_job(generator: torch.nn.Module, job: Job, rep: Representation, options: 
     """Convert `job.song` into `job.output` with conversion.convert_file (streaming, atomic, stamped with
     `provenance`), with a progress bar over the song's seconds (tqdm, on stderr).
 
-    Uses the options overwrite, griffin_lim_iters, overlap, batch_size, bf16, mono and keep_high_band.
+    Uses the options overwrite, griffin_lim_iters, overlap, batch_size, bf16, strength, mono and keep_high_band.
     Our warnings (a truncated song: UserWarning) are collected, not printed. Raises FileExistsError when the
     output is there (check_output), AudioError when the song cannot be read, OutputError when the output cannot
     be written; no output is left.
     """
     start = time.perf_counter()
     check_output(job.song, job.output, options.overwrite)
+    generator = with_strength(generator, options.strength)
+    if options.strength != 1.0:
+        provenance = {**provenance, "strength": options.strength}
     sample_rate, channels = output_layout(job.song, rep, options.mono)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

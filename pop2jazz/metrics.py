@@ -26,6 +26,7 @@ import torch
 from pop2jazz.spectrogram import (
     Representation,
     griffin_lim,
+    image_to_db,
     image_to_magnitude,
     image_units_per_db,
     spectral_convergence,
@@ -159,3 +160,36 @@ def checkerboard_power(images: np.ndarray | torch.Tensor) -> float:
     columns = (-1.0) ** torch.arange(width, dtype=torch.float32)[None, :]
     power = sum((images * sign).mean(dim=(-2, -1)) ** 2 for sign in (rows, columns, rows * columns))
     return float(power.mean())
+
+
+HOLE_BAND_HZ = (100.0, 8000.0)  # where a mix's loud content is, and what a hole there takes from it
+LOUD_WITHIN_DB = 30.0  # a cell is loud within this many dB of its frame's loudest cell in the band
+HOLE_DB = 30.0  # a loud cell lowered by more than this is a hole
+FRAME_LOSS_DB = 12.0  # a frame whose loud cells lose more than this, in power, has lost its content
+
+
+def holes(input_image: np.ndarray | torch.Tensor, output_image: np.ndarray | torch.Tensor,
+          rep: Representation = Representation()) -> dict[str, float]:
+    """How much of the song's loud content a conversion wipes out: images [n_bins, frames] of the input and of
+    the written output -> {"loud_cells_dropped": share of the input's loud cells (bins of HOLE_BAND_HZ within
+    LOUD_WITHIN_DB of their frame's loudest) that the output lowers by more than HOLE_DB, "frames_losing":
+    share of frames whose loud cells lose more than FRAME_LOSS_DB of their summed power, "loud_cells": how many
+    there are}. Frames silent in the input count nowhere. 0 for a conversion that keeps every loud part.
+    """
+    source = image_to_db(np.asarray(input_image, dtype=np.float32), rep)
+    output = image_to_db(np.asarray(output_image, dtype=np.float32), rep)
+    frequencies = np.arange(rep.n_bins) * rep.sample_rate / rep.n_fft
+    band = (frequencies >= HOLE_BAND_HZ[0]) & (frequencies <= HOLE_BAND_HZ[1])
+    source, output = source[band], output[band]
+    audible = source.max(axis=0) > rep.db_min
+    loud = (source >= source.max(axis=0, keepdims=True) - LOUD_WITHIN_DB) & audible
+    dropped = loud & (output < source - HOLE_DB)
+
+    def power(db: np.ndarray) -> np.ndarray:  # of each frame's loud cells, [frames]
+        return np.where(loud, 10.0 ** (db / 10), 0.0).sum(axis=0)
+
+    frame_loss_db = 10 * np.log10(power(source)[audible] / np.maximum(power(output)[audible], 1e-30))
+    count = int(loud.sum())
+    return {"loud_cells_dropped": float(dropped.sum() / count) if count else 0.0,
+            "frames_losing": float(np.mean(frame_loss_db > FRAME_LOSS_DB)) if audible.any() else 0.0,
+            "loud_cells": count}
