@@ -115,6 +115,7 @@ def test_convert_file_leaves_nothing_on_bad_audio(generator, tmp_path):
     assert list(output.parent.iterdir()) == []
 
 
+@pytest.mark.slow  # bf16 is emulated, and slow, on CPUs without AVX512-BF16 or AMX
 def test_bf16_on_the_cpu_stays_close_to_float32(generator, song):
     full = stream(generator, song, n_iter=0)
     blocks = [song[i:i + 30_011] for i in range(0, len(song), 30_011)]

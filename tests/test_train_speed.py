@@ -78,6 +78,7 @@ def test_max_minutes_stops_after_the_epoch_that_spent_it_and_resume_carries_on(s
     assert state["epoch"] == 4 and len(state["history"]) == 4
 
 
+@pytest.mark.slow
 def test_train_speed_measures_every_variant(dataset, tmp_path):
     output = tmp_path / "speed.json"
     assert train_speed.main(["--quick", "--data", str(dataset), "--json", str(output)]) == 0
