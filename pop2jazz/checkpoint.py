@@ -253,7 +253,7 @@ def describe(path: Path, state: dict) -> str:
     (...)", with the network and the epoch it was saved at."""
     config = ModelConfig.from_dict(state["model"])
     network = f"{config.generator} generator, width {config.width}" + \
-        (f", {config.n_blocks} blocks" if config.generator == "resnet" else "")
+        (f", {config.n_blocks} block{'s' * (config.n_blocks != 1)}" if config.generator == "resnet" else "")
     details = f"{network}, epoch {state.get('epoch', '?')}"
     if Path(path).resolve() == BUNDLED_MODEL:
         return f"the bundled model pretrained/{BUNDLED_MODEL.name} ({details}; see pretrained/README.md)"

@@ -146,3 +146,11 @@ def test_batches_never_leave_one_image_alone(count, sizes):
     batches = simple_gan.shuffled_batches(count, 8)
     assert [len(batch) for batch in batches] == sizes
     assert sorted(torch.cat(batches).tolist()) == list(range(count))
+
+
+def test_a_whole_dataset_as_data_names_the_domain_folder_to_pass(dataset, tmp_path, capsys):
+    assert simple_gan.main(["--data", str(dataset), "--checkpoint", str(tmp_path / "c" / "gan.pt"),
+                            "--samples-dir", str(tmp_path / "s"), "--epochs", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "is a whole dataset" in error and f"--data {dataset / 'jazz_train'}" in error
+    assert not (tmp_path / "c").exists() and not (tmp_path / "s").exists()
