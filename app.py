@@ -179,8 +179,9 @@ def build_page(args: argparse.Namespace):
                                   buttons=["download"], waveform_options=players)
                 picture = gr.Image(type="filepath", label="spectrograms: the song above, its conversion below",
                                    show_label=False, interactive=False, elem_id="spectrograms", buttons=["download"])
+        # one conversion at a time: each takes every core it can
         button.click(convert_clicked, [song, direction, model, strength, allow_converted],
-                     [message, output, picture, download], concurrency_limit=1)  # one conversion at a time: each takes every core it can
+                     [message, output, picture, download], concurrency_limit=1)
         song.change(lambda: ("", None, None, gr.DownloadButton(visible=False)), None,
                     [message, output, picture, download])  # no stale conversion beside a new song
         page.load(lambda: gr.Dropdown(choices=model_choices()), None, model)  # runs trained since the start

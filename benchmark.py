@@ -150,8 +150,7 @@ def measure_training(data: Path, folder: Path, generator: tuple[int, int], batch
     if run.returncode != 0:
         raise ChildFailed(f"train.py {' '.join(arguments)} failed:\n{run.stderr[-3000:]}")
     seconds = load_checkpoint(folder / "checkpoints" / "latest.pt")["history"][-1]["seconds"]
-    precision = "bf16" if "--bf16" in extra or device.startswith("cuda") else "float32"
-    return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps, "precision": precision,
+    return {"width": width, "n_blocks": n_blocks, "batch_size": batch_size, "steps": steps,
             "iterations_per_second": steps / seconds, "seconds_per_iteration": seconds / steps}
 
 
@@ -211,7 +210,7 @@ def run_benchmark(quick: bool, clips: Path, device: str, batch_size: int, train_
                                        (small, settings["cpu_generator"], [1])):
             for size in sizes:
                 for precision in precisions if size == 1 else precisions[-1:]:
-                    results["training"].append({"model": name, **measure_training(
+                    results["training"].append({"model": name, "precision": precision, **measure_training(
                         folder / "data", folder / f"train_{name}_{size}_{precision}", generator, size,
                         settings["train_steps"][name], device, [*train_extra, PRECISIONS[precision]])})
         results["bf16_training_speedup"] = bf16_speedups(results["training"])

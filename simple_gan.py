@@ -250,9 +250,6 @@ def train(args: argparse.Namespace) -> int:
     state = resume(args, args.checkpoint, device, SESSION_OPTIONS, "simple_gan") if args.resume else None
 
     # data
-    if (args.data / "jazz_train").is_dir() and not (args.data / "representation.json").is_file():
-        raise DataError(f"{args.data} is a whole dataset; simple_gan.py learns one domain: pass --data "
-                        f"{args.data / 'jazz_train'} (or {args.data / 'pop_train'})")
     folder = ChunkFolder(args.data)
     rep = folder.representation
     check_batch_size(args.batch_size, len(folder))

@@ -46,10 +46,15 @@ def read_listing(folder: Path) -> tuple[Representation, dict[Path, int]]:
     """(representation, {source song: chunk count}) of a chunk folder.
 
     Raises DataError naming the file, and saying to run audio_preprocessing.py, when it is missing or not a
-    valid listing.
+    valid listing; when `folder` is a dataset's root instead, naming its chunk folders to pass.
     """
     path = Path(folder) / LISTING
     if not path.is_file():
+        inside = sorted(child for child in Path(folder).iterdir() if (child / LISTING).is_file()) \
+            if Path(folder).is_dir() else []
+        if inside:  # a dataset's root where one of its chunk folders was meant
+            raise DataError(f"{folder} is a whole dataset, not one chunk folder: pass --data {inside[0]} (or another "
+                            f"of {', '.join(child.name for child in inside[1:])})")
         raise DataError(f"{path} not found: run `uv run audio_preprocessing.py` to make the dataset (or pass --data)")
     try:
         saved = json.loads(path.read_text())

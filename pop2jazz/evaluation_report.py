@@ -126,8 +126,9 @@ def tagger_lines(heard: dict | None) -> list[str]:
     for key, label in TAGGER_ROWS.items():
         row = heard["rows"][key]
         kid = format_figure(heard["kid"][key], ".3f") if key in heard["kid"] else ""
-        lines.append(f"| {label} | {format_figure(row['jazz_probability'])} | {format_figure(row['pop_probability'])} | "
-                     f"{format_figure(row['jazz_over_pop'], '.0%')} | {kid} | {row['patches']} |")
+        lines.append(f"| {label} | {format_figure(row['jazz_probability'])} | "
+                     f"{format_figure(row['pop_probability'])} | {format_figure(row['jazz_over_pop'], '.0%')} | "
+                     f"{kid} | {row['patches']} |")
     return lines + [""]
 
 
@@ -154,7 +155,8 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
             key, similarity)
         lines.append(f"| {label} | {format_figure(transfer[key]['jazz_rate'], '.1%')} | "
                      f"{format_figure(transfer[key]['jazz_probability'])} | {similarity} | {transfer[key]['chunks']} |")
-    lines += ["", f"The conversion changes the level by {format_figure(figures['level_change_db'], '+.1f')} dB on average; "
+    lines += ["", f"The conversion changes the level by {format_figure(figures['level_change_db'], '+.1f')} dB on "
+              f"average; "
               f"the control row gives the pop songs that change of level alone, and the smeared row the pop blurred "
               f"in time, which the judge's features (the spectrum's spread in time) would also reward in a blurry "
               f"generator. The EQ-to-jazz baseline gives each "
@@ -167,7 +169,8 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
               f"trained on {classifier['train_songs']['pop']} pop and {classifier['train_songs']['jazz']} jazz "
               f"training songs ({classifier['train_chunks']['pop']} + {classifier['train_chunks']['jazz']} chunks), "
               f"each also through {classifier['augment_draws']} random recording channels. Cross-validated "
-              f"accuracy grouped by song: **{format_figure(classifier['cv_accuracy'], '.1%')}** on clean held-out chunks "
+              f"accuracy grouped by song: **{format_figure(classifier['cv_accuracy'], '.1%')}** on clean held-out "
+              f"chunks "
               f"(± {format_figure(classifier['cv_accuracy_std'], '.1%')} over {classifier['cv_folds']} folds), "
               f"**{format_figure(classifier['cv_accuracy_augmented'], '.1%')}** on held-out chunks through random "
               f"recording channels."]
@@ -175,11 +178,13 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
     if robustness:
         chunks = robustness["chunks"]
         lines += ["", f"Robustness on the held-out songs ({chunks['pop']} pop and {chunks['jazz']} jazz chunks, "
-                  f"{format_figure(robustness['clean_accuracy'], '.0%')} right as they are): the share of decisions each "
+                  f"{format_figure(robustness['clean_accuracy'], '.0%')} right as they are): the share of decisions "
+                  f"each "
                   f"recording-channel change alone flips.", "",
                   "| channel change | pop flipped | jazz flipped | all flipped | accuracy |",
                   "|---|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {format_figure(value['pop_flipped'], '.0%')} | {format_figure(value['jazz_flipped'], '.0%')} | "
+        lines += [f"| {name} | {format_figure(value['pop_flipped'], '.0%')} | "
+                  f"{format_figure(value['jazz_flipped'], '.0%')} | "
                   f"{format_figure(value['flipped'], '.0%')} | {format_figure(value['accuracy'], '.0%')} |"
                   for name, value in robustness["changes"].items()]
     lines += ["", "## Content preservation", "", "| chroma cosine similarity | mean |", "|---|---:|",
@@ -208,7 +213,8 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
     for song, value in figures["songs"].items():
         decibels = " / ".join(format_figure(db, ".1f") for db in value["inversion_db"].values())
         lines.append(f"| `{song}` | {value['chunks']} | {format_figure(value['jazz_rate_baseline'], '.0%')} → "
-                     f"{format_figure(value['jazz_rate_eq_baseline'], '.0%')} → {format_figure(value['jazz_rate'], '.0%')} | "
+                     f"{format_figure(value['jazz_rate_eq_baseline'], '.0%')} → "
+                     f"{format_figure(value['jazz_rate'], '.0%')} | "
                      f"{format_figure(value['chroma_similarity'])} | {decibels} |")
     lines += ["", "![metrics](metrics.png)", ""]
     for song, names in images.items():

@@ -44,8 +44,9 @@ class ConversionOptions:
     see output_path_for); output_dir: where every output goes (None: beside each song); format: the extension of
     the outputs named here. griffin_lim_iters (>= 0), overlap (in [0, 1), of a window shared with the next) and
     batch_size (windows per generator call) as conversion.convert_file takes them; bf16, mono and keep_high_band
-    likewise; strength (in [0, 1]) how far to convert, as conversion.AtStrength blends. overwrite replaces existing outputs; plot also writes <output>.png; allow_converted also converts
-    files the tools wrote; verbose names a folder's files that are not audio.
+    likewise; strength (in [0, 1]) how far to convert, as conversion.AtStrength blends. overwrite replaces
+    existing outputs; plot also writes <output>.png; allow_converted also converts files the tools wrote; verbose
+    names a folder's files that are not audio.
     """
 
     songs: tuple[Path, ...]
