@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--bf16", action="store_true", help="bf16 autocast on the CPU as on CUDA: about 2x faster where the CPU "
         "has AVX512-BF16 or AMX, output spectrograms move by about 0.5 dB; far slower on CPUs without them (AVX2 "
         "alone), which it says")
+    add("--level-match", action=argparse.BooleanOptionalAction, default=None, help="bring every window to the "
+        "level the model was trained at before the generator, and back after (default: as the model was trained; "
+        "needs a model that records its reference level)")
     add("--strength", type=float_range(0.0, 1.0), default=1.0, help="how far to convert, 0-1: each spectrogram bin "
         "moves this share of the way, in dB, from the song to its conversion; 0 gives the song back, 0.5 half way "
         "(default: 1, the full conversion)")
@@ -115,7 +118,7 @@ def convert(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     keep_freed_memory()
-    loaded = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device)
+    loaded = load_model(find_checkpoint(args.name, args.checkpoint), args.direction, device, args.level_match)
     rep = loaded.rep
     print(f"using {loaded.description}")
     options = ConversionOptions.from_args(args)

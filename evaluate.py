@@ -42,8 +42,8 @@ import torch
 from tqdm import tqdm
 
 from pop2jazz.audio_files import AudioError
-from pop2jazz.channel import eq_to_jazz
-from pop2jazz.checkpoint import generator_from, load_checkpoint
+from pop2jazz.channel import eq_to_jazz, loud_master, rms_dbfs
+from pop2jazz.checkpoint import ModelConfig, generator_from, load_checkpoint
 from pop2jazz.commands import float_range, non_negative_int, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.conversion import convert_magnitude, with_strength
@@ -100,7 +100,8 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     "is_jazz" (the same, bool), "chunk_audio" {"input", "written": the song's and the written audio cut at the
     chunks, "level_matched", "eq_baseline", "smeared": those chunk images with the input's phase, inverse STFT:
     lists of [chunk_samples] arrays, for the tagger}, "chroma_similarity" {"generated", "written", "eq_baseline":
-    [n]}, "inversion" (see `inversion_quality`)}.
+    [n]}, "inversion" (see `inversion_quality`), "holes" (metrics.holes of the written audio), "loud_holes" (the
+    same for the song made loud, `loud_song_holes`)}.
     """
     if len(audio) < rep.chunk_samples:
         raise InputError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
@@ -131,7 +132,20 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                               for name in ("generated", "written", "eq_baseline")},
         "inversion": inversion_quality(magnitude, inversions, rep),
         "holes": holes(images["input"], images["written"], rep),
+        "loud_holes": loud_song_holes(generator, audio, rep, n_iter, seed),
     }
+
+
+def loud_song_holes(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
+                    seed: int = 0) -> dict:
+    """The holes test on a loud modern master: the song (mono audio [samples]) through channel.loud_master
+    (compressed 6:1, at -9 dBFS RMS), converted as convert.py does (Griffin-Lim from its phase) -> metrics.holes
+    of its written audio against it, with "rms_dbfs", the loud song's RMS."""
+    loud = loud_master(audio, rep)
+    magnitude, spectrum = convert_magnitude(generator, loud, rep)
+    written = invert(magnitude, spectrum.angle(), len(loud), rep, n_iter, seed)["source_phase_griffin_lim"][0]
+    return {**holes(magnitude_to_image(spectrum.abs(), rep), audio_to_image(written, rep), rep),
+            "rms_dbfs": rms_dbfs(loud)}
 
 
 def cut_audio(audio: np.ndarray, rep: Representation) -> list[np.ndarray]:
@@ -167,6 +181,16 @@ def tagger_figures(results: dict[Path, dict], jazz_audio: list[np.ndarray], tagg
             "rows": {row: figures.summary() for row, figures in heard.items()},
             "kid": {row: kernel_inception_distance(figures.embeddings, jazz) for row, figures in heard.items()
                     if row != "jazz_ceiling"}}
+
+
+def pooled_holes(songs: list[dict]) -> dict:
+    """metrics.holes of several songs (each with "rms_dbfs") pooled as if they were one: the shares weighted by
+    each song's loud cells and frames, the RMS averaged in dB."""
+    cells, frames = sum(song["loud_cells"] for song in songs), sum(song["frames"] for song in songs)
+    return {"loud_cells_dropped": sum(song["loud_cells_dropped"] * song["loud_cells"] for song in songs)
+            / max(cells, 1),
+            "frames_losing": sum(song["frames_losing"] * song["frames"] for song in songs) / max(frames, 1),
+            "loud_cells": cells, "frames": frames, "rms_dbfs": float(np.mean([song["rms_dbfs"] for song in songs]))}
 
 
 def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: GenreClassifier,
@@ -209,7 +233,8 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                                                                                  in results.values()]))
                                                        / checkerboard_power(inputs)),
                       "holes": holes(*(torch.cat([chunk for result in results.values() for chunk in result[name]],
-                                                 dim=-1) for name in ("input", "written")), rep)},
+                                                 dim=-1) for name in ("input", "written")), rep),
+                      "holes_loud_master": pooled_holes([result["loud_holes"] for result in results.values()])},
         "audio_seconds": float(sum(result["seconds"] for result in results.values())),
         "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
                               "jazz_rate": float(result["is_jazz"]["generated"].mean()),
@@ -217,6 +242,7 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                               "jazz_rate_eq_baseline": float(result["is_jazz"]["eq_baseline"].mean()),
                               "chroma_similarity": float(np.nanmean(result["chroma_similarity"]["generated"])),
                               "holes": result["holes"],
+                              "holes_loud_master": result["loud_holes"],
                               "inversion_db": {name: value["spectral_convergence_db"]
                                                for name, value in result["inversion"].items()}}
                   for song, result in results.items()},
@@ -255,6 +281,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cross-validation folds and librosa's random phase (default: 0)")
     add("--strength", type=float_range(0.0, 1.0), default=1.0, help="measure the conversion at convert.py "
         "--strength S (default: 1, the full conversion)")
+    add("--level-match", action=argparse.BooleanOptionalAction, default=None, help="measure the conversion with "
+        "(or without) every window brought to the checkpoint's reference level first (default: as the checkpoint "
+        "was trained)")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     args = parser.parse_args(argv)
     args.output = args.output or (SAMPLES / args.name / "eval" if args.checkpoint is None else
@@ -267,7 +296,8 @@ def evaluate(args: argparse.Namespace) -> int:
     checkpoint = find_checkpoint(args.name, args.checkpoint)
     device = pick_device(args.device)
     state = load_checkpoint(checkpoint, device, "cyclegan")
-    generator = with_strength(generator_from(state, "pop2jazz", device, checkpoint), args.strength)
+    generator = with_strength(generator_from(state, "pop2jazz", device, checkpoint, args.level_match),
+                              args.strength)
     rep = Representation.from_dict(state["representation"])
     folders = {name: ChunkFolder(args.data / name) for name in ("pop_train", "jazz_train")}
     for folder in folders.values():
@@ -310,6 +340,8 @@ def evaluate(args: argparse.Namespace) -> int:
         figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                    "data": str(args.data), "representation": rep.to_dict(),
                    "griffin_lim_iters": args.griffin_lim_iters, "strength": args.strength,
+                   "level_match": ModelConfig.from_dict(state["model"]).level_match if args.level_match is None
+                   else args.level_match,
                    **summarise(results, jazz_chunks, classifier, rep, tagger, jazz_audio),
                    "robustness": robustness}
         figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},

@@ -14,17 +14,21 @@ that do bf16 natively); several GPUs (or CPU processes) with `torchrun --nproc_p
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its
 spectrogram before and after), samples/NAME/losses.csv / losses.png, and samples/NAME/index.html, the run's page
 that shows them all. A run never starts over another one: that takes --resume, another --name, or --overwrite.
+The level and data levers (--level-match, --random-gain, --random-windows, --pitch-shift, --time-stretch,
+--diffaugment) are off by default and saved in the checkpoint when on; docs/training.md says what each does.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -42,7 +46,9 @@ from pop2jazz.checkpoint import (
     export_generators,
     save_checkpoint,
 )
-from pop2jazz.dataset import ChunkFolder, DataError, UnpairedChunks, listed_songs
+from pop2jazz.augment import diff_augment, pitch_time, random_gain
+from pop2jazz.conversion import at_reference_level
+from pop2jazz.dataset import ChunkFolder, DataError, RandomWindows, UnpairedChunks, listed_songs
 from pop2jazz.epoch_outputs import run_details, sample_bytes, write_run_page, write_sample
 from pop2jazz.judge import TransferRateLog
 from pop2jazz.output_files import check_writable
@@ -63,7 +69,7 @@ from pop2jazz.runs import (
     resume,
     training_state,
 )
-from pop2jazz.spectrogram import Representation
+from pop2jazz.spectrogram import Representation, image_level_db
 
 LOSSES = ("loss_g_gan", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b")
 # options a resumed run takes from this invocation; every other setting comes back from the checkpoint
@@ -99,6 +105,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: direct)")
     add("--spectral-norm", action="store_true", help="spectral normalisation of every discriminator convolution "
         "(Miyato et al. 2018)")
+    add("--level-match", action="store_true", help="convert.py brings every window to the training chunks' median "
+        "level before the generator and restores its level after (the reference is saved in the checkpoint; a loud "
+        "modern master then meets the generator at a level it knows)")
+    add("--random-gain", type=non_negative_float, default=0.0, metavar="DB", help="add a gain drawn from +-DB dB to "
+        "every real training chunk of both domains (default: 0 = none; 12 is the A/B's setting)")
+    add("--random-windows", action="store_true", help="train on windows at random frame offsets in each song "
+        "instead of the fixed chunks")
+    add("--pitch-shift", type=non_negative_float, default=0.0, metavar="SEMITONES", help="shift every real "
+        "training window by up to +-SEMITONES (default: 0; 2 is the A/B's setting)")
+    add("--time-stretch", type=non_negative_float, default=0.0, metavar="FRACTION", help="change every real "
+        "training window's tempo by up to +-FRACTION (default: 0; 0.08 is the A/B's setting)")
+    add("--diffaugment", action="store_true", help="DiffAugment (Zhao et al. 2020): random time shift, time and "
+        "frequency cut-out and gain on every discriminator input, real and fake alike")
     add("--steps-per-epoch", type=non_negative_int, default=0,
         help="cap on steps per epoch; 0 = every chunk (default: 0)")
     add("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default: 2e-4)")
@@ -195,12 +214,19 @@ def restore_run(parts: dict, state: dict, epochs: int) -> tuple[int, list[dict]]
     return state["epoch"] + 1, state["history"]
 
 
-def generator_losses(nets: dict, real_a: torch.Tensor, real_b: torch.Tensor, args: argparse.Namespace
+def unchanged(images: torch.Tensor) -> torch.Tensor:
+    """The images themselves: what the discriminators see without --diffaugment."""
+    return images
+
+
+def generator_losses(nets: dict, real_a: torch.Tensor, real_b: torch.Tensor, args: argparse.Namespace,
+                     d_augment=unchanged
                      ) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """The generators' objective (Zhu et al. 2017 eq. 3 with section 4's least-squares GAN loss and section 5.2's
-    identity loss; the reference code's backward_G): (total, [gan, cycle, identity], (fake_a, fake_b))."""
+    identity loss; the reference code's backward_G): (total, [gan, cycle, identity], (fake_a, fake_b)).
+    `d_augment` (augment.diff_augment with --diffaugment) comes between every fake and its discriminator."""
     fake_b, fake_a = nets["generator_ab"](real_a), nets["generator_ba"](real_b)
-    pred_b, pred_a = nets["discriminator_b"](fake_b), nets["discriminator_a"](fake_a)
+    pred_b, pred_a = nets["discriminator_b"](d_augment(fake_b)), nets["discriminator_a"](d_augment(fake_a))
     gan = nn.functional.mse_loss(pred_b, torch.ones_like(pred_b)) + \
         nn.functional.mse_loss(pred_a, torch.ones_like(pred_a))
     cycle = nn.functional.l1_loss(nets["generator_ba"](fake_b), real_a) + \
@@ -211,28 +237,29 @@ def generator_losses(nets: dict, real_a: torch.Tensor, real_b: torch.Tensor, arg
     return total, [gan, cycle, identity], (fake_a, fake_b)
 
 
-def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, d_augment=unchanged
+                       ) -> torch.Tensor:
     """Least-squares loss of one discriminator, real -> 1 and fake -> 0, halved so that D learns at half G's pace
-    (Zhu et al. 2017 section 4; the reference code's backward_D_basic)."""
-    pred_real, pred_fake = discriminator(real), discriminator(fake)
+    (Zhu et al. 2017 section 4; the reference code's backward_D_basic); both through `d_augment`."""
+    pred_real, pred_fake = discriminator(d_augment(real)), discriminator(d_augment(fake))
     return 0.5 * (nn.functional.mse_loss(pred_real, torch.ones_like(pred_real))
                   + nn.functional.mse_loss(pred_fake, torch.zeros_like(pred_fake)))
 
 
 def cyclegan_step(nets: dict, parts: dict, real_a: torch.Tensor, real_b: torch.Tensor, args: argparse.Namespace,
-                  autocast: torch.autocast) -> torch.Tensor:
+                  autocast: torch.autocast, d_augment=unchanged) -> torch.Tensor:
     """One optimisation step of both generators, then both discriminators on fakes from the image pools.
 
     nets: the networks as called (possibly compiled or DDP-wrapped); parts: the optimisers and pools (see
     `build_cyclegan`); real_a, real_b: pop and jazz batches [B, 1, n_bins, frames]; autocast: bf16 or disabled.
     Returns the detached losses [5] in LOSSES order. Under bf16 autocast the convolutions run in bf16 while
     autocast computes the L1 and MSE losses in float32; the fakes enter the image pools as float32, and the
-    optimisers update float32 weights.
+    optimisers update float32 weights. `d_augment` is applied to every discriminator input (DiffAugment).
     """
     for name in ("discriminator_a", "discriminator_b"):
         nets[name].requires_grad_(False)
     with autocast:
-        total, losses_g, (fake_a, fake_b) = generator_losses(nets, real_a, real_b, args)
+        total, losses_g, (fake_a, fake_b) = generator_losses(nets, real_a, real_b, args, d_augment)
     parts["optimizer_g"].zero_grad(set_to_none=True)
     total.backward()
     parts["optimizer_g"].step()
@@ -240,9 +267,9 @@ def cyclegan_step(nets: dict, parts: dict, real_a: torch.Tensor, real_b: torch.T
         nets[name].requires_grad_(True)
     with autocast:
         loss_d_a = discriminator_loss(nets["discriminator_a"], real_a,
-                                      parts["image_pool_a"].query(fake_a.detach().float()))
+                                      parts["image_pool_a"].query(fake_a.detach().float()), d_augment)
         loss_d_b = discriminator_loss(nets["discriminator_b"], real_b,
-                                      parts["image_pool_b"].query(fake_b.detach().float()))
+                                      parts["image_pool_b"].query(fake_b.detach().float()), d_augment)
     parts["optimizer_d"].zero_grad(set_to_none=True)
     (loss_d_a + loss_d_b).backward()
     parts["optimizer_d"].step()
@@ -297,12 +324,39 @@ def slow_run_note(seconds_per_step: float, steps: int, device: torch.device) -> 
             f"try the README's CPU-sized demo (about 15 min on 2 cores): {CPU_RECIPE}. Carrying on.")
 
 
-def new_model_config(args: argparse.Namespace, rep: Representation) -> ModelConfig:
-    """The model config of a new run, from its flags; its checkpoints save it and checkpoint.build_generator
-    rebuilds the networks from it."""
+def new_model_config(args: argparse.Namespace, rep: Representation, reference_level_db: float | None = None
+                     ) -> ModelConfig:
+    """The model config of a new run, from its flags and its training chunks' median level (`reference_level`);
+    its checkpoints save it and checkpoint.build_generator / generator_from rebuild the networks from it."""
     return ModelConfig(generator=args.generator, width=args.width, n_blocks=args.n_blocks, disc_width=args.disc_width,
                        image_size=(rep.n_bins, rep.chunk_frames), upsample=args.upsample, output=args.output,
-                       residual_scale=RESIDUAL_SCALE, spectral_norm=args.spectral_norm)
+                       residual_scale=RESIDUAL_SCALE, spectral_norm=args.spectral_norm,
+                       reference_level_db=reference_level_db, level_match=args.level_match,
+                       random_gain_db=args.random_gain, random_windows=args.random_windows,
+                       pitch_shift_semitones=args.pitch_shift, time_stretch=args.time_stretch,
+                       diffaugment=args.diffaugment)
+
+
+def reference_level(folders: list[ChunkFolder]) -> float:
+    """The median level (spectrogram.image_level_db, dB re a full-scale bin) of every chunk of `folders`: the
+    level conversion.AtReferenceLevel brings a song's windows to."""
+    levels = [float(image_level_db(folder[index], folder.representation)) for folder in folders
+              for index in range(len(folder))]
+    return float(np.median(levels))
+
+
+def real_augment(config: ModelConfig, rep: Representation):
+    """What happens to every real training batch [B, 1, n_bins, frames] before the step: augment.pitch_time,
+    then augment.random_gain, as `config` sets them (nothing with the levers off)."""
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        images = pitch_time(images, config.pitch_shift_semitones, config.time_stretch)
+        return random_gain(images, config.random_gain_db, rep)
+    return augment
+
+
+def discriminator_augment(config: ModelConfig, rep: Representation):
+    """What every discriminator input goes through: augment.diff_augment with config.diffaugment, else nothing."""
+    return functools.partial(diff_augment, rep=rep) if config.diffaugment else unchanged
 
 
 def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, old_run: list[Path]) -> None:
@@ -317,16 +371,17 @@ def prepare_outputs(args: argparse.Namespace, parts: dict, rep: Representation, 
 
 
 def train_epoch(epoch: int, nets: dict, parts: dict, batches, args: argparse.Namespace, device: torch.device,
-                ranks: compute.Ranks, bar: tqdm) -> dict:
-    """One epoch of cyclegan_step over `batches` ((pop, jazz) pairs from the loader): its history row, the mean of
-    each loss (over all ranks), the learning rate it trained with and its seconds. Raises compute.NonFiniteLoss
-    at the first NaN or infinite loss. After the first TIMED_STEPS steps of a run, a slow one says so."""
+                ranks: compute.Ranks, bar: tqdm, augment=unchanged, d_augment=unchanged) -> dict:
+    """One epoch of cyclegan_step over `batches` ((pop, jazz) pairs from the loader, each through `augment`, with
+    `d_augment` before every discriminator): its history row, the mean of each loss (over all ranks), the learning
+    rate it trained with and its seconds. Raises compute.NonFiniteLoss at the first NaN or infinite loss. After
+    the first TIMED_STEPS steps of a run, a slow one says so."""
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.bf16)
     sums, start, steps = torch.zeros(len(LOSSES), dtype=torch.float64), time.perf_counter(), 0
     bar.set_description(f"epoch {epoch}/{args.epochs}")
     for steps, (real_a, real_b) in enumerate(batches, 1):
-        losses = cyclegan_step(nets, parts, real_a.to(device, non_blocking=True), real_b.to(device, non_blocking=True),
-                               args, autocast)
+        real_a, real_b = (augment(real.to(device, non_blocking=True)) for real in (real_a, real_b))
+        losses = cyclegan_step(nets, parts, real_a, real_b, args, autocast, d_augment)
         values = dict(zip(LOSSES, compute.mean_across_ranks(losses, ranks).tolist()))
         compute.check_finite(values, f"epoch {epoch}, step {steps}", args.checkpoint_dir / LATEST)
         sums += torch.tensor(list(values.values()))
@@ -357,7 +412,9 @@ def train(args: argparse.Namespace) -> int:
     # data
     folder_a, folder_b, val, rep = load_data(args, state)
     compute.seed_everything(args.seed)
-    dataset = UnpairedChunks(folder_a, folder_b, args.seed)
+    config = ModelConfig.from_dict(state["model"]) if state is not None else \
+        new_model_config(args, rep, reference_level([folder_a, folder_b]))
+    dataset = (RandomWindows if config.random_windows else UnpairedChunks)(folder_a, folder_b, args.seed)
     loader = DataLoader(dataset, args.batch_size, sampler=compute.data_sampler(dataset, ranks), shuffle=False,
                         num_workers=compute.loader_workers(args.workers, device), drop_last=True,
                         pin_memory=device.type == "cuda")
@@ -365,7 +422,6 @@ def train(args: argparse.Namespace) -> int:
     steps = len(loader) if args.steps_per_epoch <= 0 else min(len(loader), args.steps_per_epoch)
 
     # models, optimisers, schedules, image pools
-    config = ModelConfig.from_dict(state["model"]) if state is not None else new_model_config(args, rep)
     parts = build_cyclegan(config, args, device)
     start_epoch, history = restore_run(parts, state, args.epochs) if state is not None else (1, [])
     if start_epoch > args.epochs:
@@ -391,7 +447,8 @@ def train(args: argparse.Namespace) -> int:
     bar = tqdm(total=(last_epoch - start_epoch + 1) * steps, unit="step", disable=not ranks.is_main)
     for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
-        history.append(train_epoch(epoch, nets, parts, itertools.islice(loader, steps), args, device, ranks, bar))
+        history.append(train_epoch(epoch, nets, parts, itertools.islice(loader, steps), args, device, ranks, bar,
+                                   real_augment(config, rep), discriminator_augment(config, rep)))
         parts["scheduler_g"].step()
         parts["scheduler_d"].step()
         if ranks.is_main:  # rank 0 alone writes checkpoints, samples and logs
@@ -399,7 +456,9 @@ def train(args: argparse.Namespace) -> int:
             ours = state is not None or epoch > start_epoch  # a new run's first save replaces no other run's
             save_checkpoint(checkpoint_path, saved, replace=ours)
             save_checkpoint(args.checkpoint_dir / GENERATORS_FILE, export_generators(saved), replace=ours)
-            write_epoch_outputs(parts["generator_ab"], val, rep, args, epoch, history, transfer_log)
+            converter = at_reference_level(parts["generator_ab"], config.reference_level_db if config.level_match
+                                           else None, rep)  # the samples sound as convert.py will
+            write_epoch_outputs(converter, val, rep, args, epoch, history, transfer_log)
         # every rank stops after the same epoch: the first epoch after which any rank's budget is spent
         out_of_time = compute.mean_across_ranks(torch.tensor([float(deadline.passed)], device=device), ranks)
         if out_of_time.item() > 0 and epoch < last_epoch:

@@ -4,6 +4,7 @@
     uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it)
     uv run experiments/ab.py --runs baseline:1,residual:1   # more runs into the same table
     uv run experiments/ab.py --runs float32:0,float32:1,bf16:0,bf16:1 --output samples/ab_bf16  # bf16 training
+    uv run experiments/ab.py --levers --output samples/ab_levers   # the level and data levers, 2 seeds each
 
 Protocol (every run the same way, one at a time, so they do not slow each other):
 - data: the clips in --clips (pop/ and jazz/) preprocessed once with --val-fraction 0.3, so 3 of 10 songs per
@@ -59,7 +60,16 @@ VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     # the paper's recipe in each precision, named apart from "baseline", whose precision is the machine's default
     "float32": ["--no-bf16"],
     "bf16": ["--bf16"],
+    # the level and data levers (issue 24), alone and the two level levers together
+    "level_match": ["--level-match"],
+    "random_gain": ["--random-gain", "12"],
+    "level_and_gain": ["--level-match", "--random-gain", "12"],
+    "random_windows": ["--random-windows"],
+    "pitch_time": ["--pitch-shift", "2", "--time-stretch", "0.08"],
+    "diffaugment": ["--diffaugment"],
 }
+LEVEL_RUNS = ",".join(f"{name}:{seed}" for seed in (0, 1) for name in ("baseline", "level_match", "random_gain",
+                      "level_and_gain", "random_windows", "pitch_time", "diffaugment"))
 DEFAULT_RUNS = "baseline:0,resize:0,residual:0,spectral_norm:0,combined:0,baseline:1,combined:1"
 CLIPS = example_clips()
 FULL = {"model": ["--width", "16", "--n-blocks", "3"], "steps": 600, "griffin_lim_iters": 32}
@@ -139,6 +149,8 @@ def train_and_evaluate(name: str, seed: int, data: Path, folder: Path, settings:
             "tagger_jazz": figures["tagger"]["rows"]["converted"]["jazz_probability"],
             "tagger_jazz_over_pop": figures["tagger"]["rows"]["converted"]["jazz_over_pop"],
             "tagger_kid": figures["tagger"]["kid"]["converted"],
+            "holes": figures["artefacts"]["holes"]["loud_cells_dropped"],
+            "holes_loud": figures["artefacts"]["holes_loud_master"]["loud_cells_dropped"],
             "tagger_baselines": {row: figures["tagger"]["rows"][row]["jazz_probability"]
                                  for row in ("pop_baseline", "eq_baseline", "smear_control", "jazz_ceiling")},
             "history": history}
@@ -156,12 +168,19 @@ def group_means(rows: list[dict], keys: tuple[str, ...]) -> dict[str, dict[str, 
                          - min(r[key] for r in group)) for key in keys} for name, group in groups.items()}
 
 
+MIN_CHROMA = 0.85  # a default keeps the song: chroma similarity to the source at least this
+MAX_LOUD_HOLES = 0.02  # and punches holes in under this share of a loud master's loud cells
+
+
 def verdicts(rows: list[dict]) -> dict[str, str]:
-    """The rule for each lever, on means over seeds: a default only if it raises the tagger's mean P(jazz) above
-    the baseline's by more than the baseline's seed spread without lowering the chroma similarity below the
-    baseline's, or, at a P(jazz) within that spread, improves consistency or checkerboard. The precision
-    variants are no levers: `precision_verdict` judges them."""
-    means = group_means(rows, ("tagger_jazz", "chroma_similarity", "consistency_db", "checkerboard_db"))
+    """The rule for each lever, on means over seeds: it becomes a default only when it raises both the tagger's
+    mean P(jazz) and its share of patches jazz > pop above the baseline's by more than the larger seed spread of
+    the two (lever's and baseline's), keeps the chroma similarity >= MIN_CHROMA, leaves holes in under
+    MAX_LOUD_HOLES of the loud master's loud cells and does not raise the checkerboard beyond the baseline's by
+    more than its seed spread. Each verdict names what failed. The precision variants are no levers:
+    `precision_verdict` judges them."""
+    keys = ("tagger_jazz", "tagger_jazz_over_pop", "chroma_similarity", "checkerboard_db", "holes_loud")
+    means = group_means([row for row in rows if all(key in row for key in keys)], keys)
     base = means.get("baseline")
     if base is None:
         return {}
@@ -169,13 +188,17 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
     for name, mean in means.items():
         if name == "baseline" or name in PRECISIONS:
             continue
-        spread = base["tagger_jazz"][1]
-        better = mean["tagger_jazz"][0] > base["tagger_jazz"][0] + spread
-        keeps_chroma = mean["chroma_similarity"][0] >= base["chroma_similarity"][0]
-        equal = abs(mean["tagger_jazz"][0] - base["tagger_jazz"][0]) <= spread
-        cleaner = (mean["consistency_db"][0] < base["consistency_db"][0]
-                   or mean["checkerboard_db"][0] < base["checkerboard_db"][0])
-        result[name] = "wins" if (better and keeps_chroma) or (equal and cleaner) else "no"
+        failed = [f"{label} not above the baseline by the seed spread" for key, label in
+                  (("tagger_jazz", "P(jazz)"), ("tagger_jazz_over_pop", "jazz > pop share"))
+                  if mean[key][0] <= base[key][0] + max(base[key][1], mean[key][1])]
+        if mean["chroma_similarity"][0] < MIN_CHROMA:
+            failed.append(f"chroma {mean['chroma_similarity'][0]:.2f} < {MIN_CHROMA}")
+        if mean["holes_loud"][0] >= MAX_LOUD_HOLES:
+            failed.append(f"loud-master holes {mean['holes_loud'][0]:.1%} >= {MAX_LOUD_HOLES:.0%}")
+        if mean["checkerboard_db"][0] > base["checkerboard_db"][0] + max(base["checkerboard_db"][1],
+                                                                         mean["checkerboard_db"][1]):
+            failed.append("checkerboard raised")
+        result[name] = "wins" if not failed else "no (" + "; ".join(failed) + ")"
     return result
 
 
@@ -220,14 +243,16 @@ def markdown(rows: list[dict], settings: dict, machine: dict) -> str:
              + ("each variant timed apart (--timing-steps)" if "timed_seconds_per_step" in first else
                 "the run's own mean, on a machine that may have been busy with other work") + ".", "",
              "| run | flags | tagger P(jazz) | patches jazz > pop | KID to jazz | transfer rate | "
-             "level change (dB) / its control | chroma | consistency (dB) | checkerboard (dB) | s/step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "level change (dB) / its control | chroma | consistency (dB) | checkerboard (dB) | holes | "
+             "holes, loud master | s/step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         seconds = row.get("timed_seconds_per_step", row["seconds_per_step"])
         lines.append(f"| {row['run']} | `{row['flags'] or 'paper'}` | {row['tagger_jazz']:.3f} | "
                      f"{row['tagger_jazz_over_pop']:.0%} | {row['tagger_kid']:.2f} | {row['transfer_rate']:.0%} | "
                      f"{row['level_change_db']:+.1f} / {row['level_control']:.0%} | "
                      f"{row['chroma_similarity']:.3f} | {row['consistency_db']:.1f} | {row['checkerboard_db']:+.1f} | "
+                     f"{row.get('holes', float('nan')):.1%} | {row.get('holes_loud', float('nan')):.1%} | "
                      f"{seconds:.2f} |")
     lever_verdicts = verdicts(rows)
     if lever_verdicts:
@@ -293,7 +318,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timing-steps", type=int, default=0, help="also time each variant apart: 2 epochs of N "
                         "steps, on a machine doing nothing else (default: 0 = off)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 steps: a smoke test of this script")
+    parser.add_argument("--levers", action="store_true", help=f"the level and data levers' A/B, 2 seeds each "
+                        f"(--runs {LEVEL_RUNS})")
     args = parser.parse_args(argv)
+    args.runs = LEVEL_RUNS if args.levers else args.runs
     args.runs = [(name, int(seed)) for name, seed in (item.split(":") for item in args.runs.split(","))]
     unknown = sorted({name for name, _ in args.runs} - set(VARIANTS))
     if unknown:

@@ -26,7 +26,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from pop2jazz.spectrogram import Representation, image_to_db, image_units_per_db, magnitude_to_image, split_chunks, stft
+from pop2jazz.spectrogram import (
+    Representation,
+    image_to_db,
+    image_units_per_db,
+    istft,
+    magnitude_to_image,
+    split_chunks,
+    stft,
+)
 
 TILT_DB_PER_OCTAVE = 6.0  # spectral tilt drawn in +-6 dB/octave, pivoting at 1 kHz
 LOWPASS_HZ = (4000.0, 11000.0)  # low-pass corner drawn in 4-11 kHz; 48 dB/octave above it
@@ -186,6 +194,35 @@ def compressor_gain(magnitude: torch.Tensor, ratio: float, rep: Representation) 
         gain = coefficient * gain + (1.0 - coefficient) * value
         smoothed[index] = gain
     return (10.0 ** (smoothed / 20.0))[None, :].to(magnitude.dtype)
+
+
+LOUD_MASTER_RATIO = 6.0  # the loud test song: compressed 6:1 above its median frame level ...
+LOUD_MASTER_RMS_DBFS = -9.0  # ... then brought to the RMS of a loud 2010s pop master, its peaks clipped at 0 dBFS
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    """RMS of audio [samples] in dB re a full-scale square wave (dBFS RMS); -inf for digital silence."""
+    power = float(np.mean(np.square(audio, dtype=np.float64)))
+    return 10.0 * np.log10(power) if power > 0 else float("-inf")
+
+
+def loud_master(audio: np.ndarray, rep: Representation, ratio: float = LOUD_MASTER_RATIO,
+                target_dbfs: float = LOUD_MASTER_RMS_DBFS) -> np.ndarray:
+    """A song made as loud and dense as a modern master, the holes test's input: mono audio [samples] at
+    rep.sample_rate -> the same shape, float32.
+
+    Its STFT goes through `compressor_gain` (ratio `ratio`), back to audio with its own phase (istft), then a
+    gain brings it to `target_dbfs` RMS, samples past full scale clipped as a brick-wall limiter would; the gain
+    is found again after clipping, three times, so the RMS lands within 0.1 dB of the target.
+    """
+    spectrum = stft(torch.as_tensor(audio, dtype=torch.float32), rep)
+    compressed = istft(spectrum * compressor_gain(spectrum.abs().double(), ratio, rep).float(), len(audio),
+                       rep).numpy().astype(np.float64)
+    gain_db = target_dbfs - rms_dbfs(compressed)
+    for _ in range(3):
+        loud = np.clip(compressed * 10.0 ** (gain_db / 20.0), -1.0, 1.0)
+        gain_db += target_dbfs - rms_dbfs(loud)
+    return np.clip(compressed * 10.0 ** (gain_db / 20.0), -1.0, 1.0).astype(np.float32)
 
 
 def octave_smooth(values_db: np.ndarray, rep: Representation, octaves: float = SMOOTHING_OCTAVES) -> np.ndarray:

@@ -18,6 +18,7 @@ from torch import nn
 
 from model_cyclegan import RESIDUAL_SCALE, PatchDiscriminator, ResnetGenerator
 from model_pix2pix import UnetGenerator
+from pop2jazz.conversion import at_reference_level
 from pop2jazz.errors import InputError, MissingFileError, UserError
 from pop2jazz.output_files import atomic_file
 from pop2jazz.spectrogram import Representation
@@ -49,10 +50,18 @@ class ModelConfig:
     upsample ("transpose" or "resize"), output ("direct" tanh or "residual" input + residual_scale x tanh) and
     spectral_norm on the discriminators are train.py's sound options.
 
+    The level and data levers (train.py's flags, issue-24 A/B): reference_level_db, the training chunks' median
+    level (spectrogram.image_level_db, dB re a full-scale bin; every new run records it); level_match, whether
+    conversion brings each window to that reference first (conversion.AtReferenceLevel); random_gain_db, the
+    largest random gain (dB) added to every real training chunk; random_windows, training on windows at random
+    frame offsets in each song instead of the fixed chunks (dataset.RandomWindows); pitch_shift_semitones and
+    time_stretch, the largest random pitch shift (semitones) and tempo change (a fraction) of the real training
+    windows (augment.pitch_time); diffaugment, DiffAugment before every discriminator call (augment.diff_augment).
+
     Defaults for checkpoints from before an option: no "generator" is a ResNet; no "upsample", "output" or
     "spectral_norm" is the paper's transposed convolutions, tanh output and plain discriminator; no
-    "residual_scale" is RESIDUAL_SCALE. width, and n_blocks or image_size for its generator, have no default: a
-    config without them is incomplete (check_kind says so).
+    "residual_scale" is RESIDUAL_SCALE; no lever is off, and no reference level is known. width, and n_blocks
+    or image_size for its generator, have no default: a config without them is incomplete (check_kind says so).
     """
 
     width: int
@@ -64,6 +73,13 @@ class ModelConfig:
     output: str = "direct"
     residual_scale: float = RESIDUAL_SCALE
     spectral_norm: bool = False
+    reference_level_db: float | None = None
+    level_match: bool = False
+    random_gain_db: float = 0.0
+    random_windows: bool = False
+    pitch_shift_semitones: float = 0.0
+    time_stretch: float = 0.0
+    diffaugment: bool = False
 
     @classmethod
     def from_dict(cls, values: dict | ModelConfig) -> ModelConfig:
@@ -230,11 +246,13 @@ def build_discriminator(config: ModelConfig | dict) -> nn.Module:
 
 
 def generator_from(state: dict, direction: str = "pop2jazz", device: torch.device | str = "cpu",
-                   source: Path | str = "the checkpoint") -> nn.Module:
-    """The generator of `direction` in a loaded CycleGAN checkpoint, in eval mode on `device`.
+                   source: Path | str = "the checkpoint", level_match: bool | None = None) -> nn.Module:
+    """The generator of `direction` in a loaded CycleGAN checkpoint, in eval mode on `device`; when the model
+    config says level_match (or `level_match` is True), wrapped in conversion.AtReferenceLevel at its
+    reference_level_db, which `level_match` False leaves out.
 
-    Raises InputError for an unknown direction, CheckpointError naming `source` when the saved weights do not
-    fit the saved model config.
+    Raises InputError for an unknown direction or a level match asked of a checkpoint that records no
+    reference level, CheckpointError naming `source` when the saved weights do not fit the saved model config.
     """
     if direction not in DIRECTIONS:
         raise InputError(f"unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
@@ -245,7 +263,15 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
         raise CheckpointError(f"{source}: its {DIRECTIONS[direction][0]} weights do not fit its model config "
                               f"{state['model']}: a damaged or edited checkpoint ({str(error).splitlines()[0]})") \
             from error
-    return generator.to(device).eval()
+    config = ModelConfig.from_dict(state["model"])
+    level_match = config.level_match if level_match is None else level_match
+    if level_match and config.reference_level_db is None:
+        raise InputError(f"{source} records no reference level to match: convert without --level-match, or "
+                         f"record it with `uv run experiments/record_reference_level.py --checkpoint {source} "
+                         f"--data <its training data>`")
+    reference = config.reference_level_db if level_match else None
+    return at_reference_level(generator.to(device).eval(), reference, Representation.from_dict(
+        state["representation"]))
 
 
 def describe(path: Path, state: dict) -> str:

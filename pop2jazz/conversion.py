@@ -26,7 +26,9 @@ from pop2jazz.spectrogram import (
     Representation,
     audio_samples,
     griffin_lim,
+    image_level_db,
     image_to_magnitude,
+    image_units_per_db,
     magnitude_to_image,
     read_audio_blocks,
     resample_blocks,
@@ -77,6 +79,40 @@ def with_strength(generator: torch.nn.Module, strength: float = 1.0) -> torch.nn
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength {strength} is outside [0, 1]")
     return generator if strength == 1.0 else AtStrength(generator, strength).eval()
+
+
+MAX_LEVEL_SHIFT_DB = 24.0  # a near-silent window (a fade, a pause) is raised at most this much: its noise stays noise
+
+
+class AtReferenceLevel(torch.nn.Module):
+    """A generator that hears every window at the level it was trained at: images [B, 1, n_bins, frames] in
+    [-1, 1] -> the same shape.
+
+    Each window is shifted uniformly in dB to `reference_db` (spectrogram.image_level_db: its mean STFT power, dB
+    re a full-scale bin), by at most MAX_LEVEL_SHIFT_DB, goes through the generator, and the output is shifted
+    back by as much, so the song keeps its own level. The reference is the training chunks' median level
+    (ModelConfig.reference_level_db). A loud modern master lies 10 dB or more above GTZAN's pop, outside what the
+    generator saw; brought to the reference it lies inside. Cells pushed under the floor by a downward shift stay
+    at the floor, so the quietest content of a loud song (under db_min + shift) comes back at db_min + shift.
+    """
+
+    def __init__(self, generator: torch.nn.Module, reference_db: float, rep: Representation):
+        super().__init__()
+        self.generator, self.reference_db, self.rep = generator, float(reference_db), rep
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        level = image_level_db(images.float(), self.rep)  # [B, 1]
+        shift_db = (self.reference_db - level).clamp(-MAX_LEVEL_SHIFT_DB, MAX_LEVEL_SHIFT_DB)[..., None, None]
+        units = shift_db * image_units_per_db(self.rep)
+        silent = images <= -1.0  # the floor is silence at every level: it stays where it is
+        shifted = torch.where(silent, images, (images + units).clamp(-1.0, 1.0)).to(images.dtype)
+        return (self.generator(shifted).to(images.dtype) - units).clamp(-1.0, 1.0)
+
+
+def at_reference_level(generator: torch.nn.Module, reference_db: float | None, rep: Representation
+                       ) -> torch.nn.Module:
+    """`generator` wrapped in AtReferenceLevel at `reference_db`, in eval mode; the generator itself for None."""
+    return generator if reference_db is None else AtReferenceLevel(generator, reference_db, rep).eval()
 
 
 def run_generator(generator: torch.nn.Module, windows: torch.Tensor, bf16: bool = False) -> torch.Tensor:

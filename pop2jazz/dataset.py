@@ -266,3 +266,56 @@ class UnpairedChunks(Dataset):
         chunk_a = self.a[self.order_a[index % len(self.a)]]
         chunk_b = self.b[self.order_b[index % len(self.b)]]
         return torch.from_numpy(chunk_a)[None], torch.from_numpy(chunk_b)[None]
+
+
+class SongWindows:
+    """The songs of a ChunkFolder as one long image each, read as windows at any frame offset.
+
+    A song's chunks (`song_of_chunk`, in file order) are consecutive stretches of its image, cut without overlap,
+    so frames f .. f + chunk_frames of the song are read from at most two chunk files. `window(index, offset)`
+    -> [n_bins, chunk_frames] float32; `frames[index]`: the frames of song `index`.
+    """
+
+    def __init__(self, folder: ChunkFolder):
+        self.folder = folder
+        songs: dict[str, list[int]] = {}
+        for index, path in enumerate(folder.files):
+            songs.setdefault(song_of_chunk(path), []).append(index)
+        self.chunks = list(songs.values())
+        self.frames = [len(chunks) * folder.shape[1] for chunks in self.chunks]
+
+    def window(self, index: int, offset: int) -> np.ndarray:
+        length = self.folder.shape[1]
+        first, within = divmod(offset, length)
+        parts = [self.folder[self.chunks[index][first]][:, within:]]
+        if within:
+            parts.append(self.folder[self.chunks[index][first + 1]][:, :within])
+        return np.concatenate(parts, axis=1)
+
+
+class RandomWindows(UnpairedChunks):
+    """Pairs (pop window, jazz window) of chunk_frames frames, each at a random frame offset in a random song of
+    its domain: ([1, H, W], [1, H, W]), train.py --random-windows.
+
+    Songs are drawn in proportion to their length, offsets uniformly, so every frame of the training songs is as
+    likely to start a window; the bundled model's 14 training songs (36 chunks) give 11,278 distinct windows.
+    An epoch has as many pairs as UnpairedChunks' (the steps stay comparable); pair i of an epoch is drawn
+    from a generator seeded by (seed, epoch, i), so loader workers and resumed runs draw the same windows.
+    """
+
+    def __init__(self, folder_a: ChunkFolder, folder_b: ChunkFolder, seed: int):
+        self.songs_a, self.songs_b = SongWindows(folder_a), SongWindows(folder_b)
+        super().__init__(folder_a, folder_b, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _draw(self, songs: SongWindows, rng: np.random.Generator) -> torch.Tensor:
+        frames = np.array(songs.frames, dtype=np.float64)
+        index = int(rng.choice(len(frames), p=frames / frames.sum()))
+        offset = int(rng.integers(0, songs.frames[index] - self.a.shape[1] + 1))
+        return torch.from_numpy(songs.window(index, offset))[None]
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self._draw(self.songs_a, rng), self._draw(self.songs_b, rng)

@@ -208,6 +208,14 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
                   f"**{format_figure(holes['loud_cells_dropped'], '.1%')}** are lowered by more than 30 dB in the "
                   f"written audio, and {format_figure(holes['frames_losing'], '.1%')} of the frames lose more than "
                   f"12 dB of their loud cells' power (0 %: the loud parts all kept)."]
+    if "holes_loud_master" in figures["artefacts"]:
+        loud = figures["artefacts"]["holes_loud_master"]
+        lines += ["", f"Holes in a loud modern master (each song compressed 6:1 and brought to "
+                  f"{format_figure(loud['rms_dbfs'], '.0f')} dBFS RMS, then converted): "
+                  f"**{format_figure(loud['loud_cells_dropped'], '.1%')}** of its loud cells dropped, "
+                  f"{format_figure(loud['frames_losing'], '.1%')} of its frames losing more than 12 dB"
+                  + (" (each window brought to the model's reference level first)." if figures.get("level_match")
+                     else ".")]
     lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → EQ → after) | chroma similarity | "
               "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
     for song, value in figures["songs"].items():

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pop2jazz.checkpoint import DIRECTIONS, describe, generator_from, load_checkpoint
-from pop2jazz.conversion import convert_file, output_layout, with_strength
+from pop2jazz.conversion import AtReferenceLevel, convert_file, output_layout, with_strength
 from pop2jazz.dataset import scan_folder
 from pop2jazz.errors import InputError, WouldOverwriteError
 from pop2jazz.output_files import (
@@ -83,15 +83,20 @@ class LoadedGenerator:
     description: str  # checkpoint.describe's: which model it is, for the user
 
 
-def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu") -> LoadedGenerator:
-    """The `direction` generator of the train.py checkpoint (or generators.pt export) at `checkpoint`.
+def load_model(checkpoint: Path, direction: str, device: torch.device | str = "cpu",
+               level_match: bool | None = None) -> LoadedGenerator:
+    """The `direction` generator of the train.py checkpoint (or generators.pt export) at `checkpoint`, with its
+    windows brought to the checkpoint's reference level as its config says, or as `level_match` says when given.
 
-    Raises MissingFileError / CheckpointError as checkpoint.load_checkpoint and generator_from do.
+    Raises MissingFileError / CheckpointError / InputError as checkpoint.load_checkpoint and generator_from do.
     """
     state = load_checkpoint(checkpoint, device, "cyclegan")
     rep = Representation.from_dict(state["representation"])
-    generator = generator_from(state, direction, device, checkpoint)
-    return LoadedGenerator(generator, rep, Path(checkpoint), describe(checkpoint, state))
+    generator = generator_from(state, direction, device, checkpoint, level_match)
+    description = describe(checkpoint, state)
+    if isinstance(generator, AtReferenceLevel):
+        description += f", every window at its reference level ({generator.reference_db:.1f} dB)"
+    return LoadedGenerator(generator, rep, Path(checkpoint), description)
 
 
 @dataclasses.dataclass

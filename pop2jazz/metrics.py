@@ -26,6 +26,7 @@ import torch
 from pop2jazz.spectrogram import (
     Representation,
     griffin_lim,
+    image_level_db,
     image_to_db,
     image_to_magnitude,
     image_units_per_db,
@@ -53,9 +54,9 @@ def image_magnitude(image: np.ndarray | torch.Tensor, rep: Representation = Repr
 
 
 def level_db(image: np.ndarray | torch.Tensor, rep: Representation = Representation()) -> float:
-    """Level of an image [n_bins, frames]: 10 log10 of its mean STFT power, in dB re a full-scale bin."""
-    power = np.mean(image_magnitude(image, rep) ** 2) / rep.magnitude_ref ** 2
-    return float(10.0 * np.log10(max(power, 1e-30)))
+    """Level of an image [n_bins, frames]: 10 log10 of its mean STFT power, in dB re a full-scale bin
+    (spectrogram.image_level_db)."""
+    return float(image_level_db(image, rep))
 
 
 def level_changes(inputs: Sequence, outputs: Sequence, rep: Representation = Representation()) -> np.ndarray:
@@ -174,7 +175,8 @@ def holes(input_image: np.ndarray | torch.Tensor, output_image: np.ndarray | tor
     the written output -> {"loud_cells_dropped": share of the input's loud cells (bins of HOLE_BAND_HZ within
     LOUD_WITHIN_DB of their frame's loudest) that the output lowers by more than HOLE_DB, "frames_losing":
     share of frames whose loud cells lose more than FRAME_LOSS_DB of their summed power, "loud_cells": how many
-    there are}. Frames silent in the input count nowhere. 0 for a conversion that keeps every loud part.
+    there are, "frames": how many frames are not silent}. Frames silent in the input count nowhere. 0 for a
+    conversion that keeps every loud part.
     """
     source = image_to_db(np.asarray(input_image, dtype=np.float32), rep)
     output = image_to_db(np.asarray(output_image, dtype=np.float32), rep)
@@ -192,4 +194,4 @@ def holes(input_image: np.ndarray | torch.Tensor, output_image: np.ndarray | tor
     count = int(loud.sum())
     return {"loud_cells_dropped": float(dropped.sum() / count) if count else 0.0,
             "frames_losing": float(np.mean(frame_loss_db > FRAME_LOSS_DB)) if audible.any() else 0.0,
-            "loud_cells": count}
+            "loud_cells": count, "frames": int(audible.sum())}

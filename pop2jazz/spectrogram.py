@@ -180,6 +180,17 @@ def image_units_per_db(rep: Representation = Representation()) -> float:
     return 2.0 / (rep.db_max - rep.db_min)
 
 
+def image_level_db(image, rep: Representation = Representation()):
+    """The level of images [..., n_bins, frames] in [-1, 1]: 10 log10 of their mean STFT power over the last two
+    axes, in dB re a full-scale bin -> [...] (a float for one image). The floor (-1) counts as silence, as in
+    `image_to_magnitude`; the Nyquist bin, which images drop, counts nothing. Works alike on torch tensors (and
+    keeps their gradient) and numpy arrays."""
+    if isinstance(image, torch.Tensor):
+        power = torch.where(image <= -1.0 + 1e-6, 0.0, 10.0 ** (image_to_db(image.clamp(-1.0, 1.0), rep) / 10.0))
+        return 10.0 * torch.log10(power.sum(dim=(-2, -1)) / (image.shape[-2] + 1) / image.shape[-1] + 1e-30)
+    return image_level_db(torch.as_tensor(np.asarray(image, dtype=np.float32)), rep).numpy()
+
+
 def magnitude_to_image(magnitude: torch.Tensor, rep: Representation = Representation()) -> torch.Tensor:
     """|STFT| [..., n_fft//2 + 1 or n_fft//2, frames] -> image in [-1, 1] of shape [..., n_fft//2, frames].
 
