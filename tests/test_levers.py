@@ -77,6 +77,7 @@ def test_the_generator_hears_every_window_at_the_reference_level(gtzan_mini):
     assert np.allclose(spy.levels, -45.0, atol=0.3)  # both the quiet and the loud song at the reference
 
 
+@pytest.mark.slow
 def test_a_level_matched_conversion_follows_the_songs_level(gtzan_mini):
     """With the bundled generator at the reference level, a song 10 dB louder converts to the same output 10 dB
     louder; without it, the generator makes something else of the louder song."""
@@ -187,6 +188,7 @@ def test_a_loud_master_is_at_minus_9_dbfs_and_denser(gtzan_mini):
     assert crest_db(loud) < crest_db(audio) - 3
 
 
+@pytest.mark.slow
 def test_a_run_records_its_levers_and_the_training_chunks_median_level(small_chunks, tmp_path):
     flags = ["--level-match", "--random-gain", "12", "--random-windows", "--pitch-shift", "2", "--time-stretch",
              "0.08", "--diffaugment"]
@@ -219,6 +221,7 @@ def test_the_ab_rule_asks_for_the_tagger_chroma_holes_and_checkerboard():
                                                         row("x", 1, 0.47, 0.9, checkerboard=13)])["x"]
 
 
+@pytest.mark.slow
 def test_convert_level_match_says_so_and_an_old_checkpoint_names_the_script(gtzan_mini, tmp_path, capsys):
     song = gtzan_mini / "pop" / "pop.00003.wav"
     assert convert.main([str(song), "-o", str(tmp_path / "out.wav"), "--level-match", "--griffin-lim-iters",

@@ -97,9 +97,13 @@ def test_tiny_training_run_writes_checkpoint_samples_and_losses(tiny_run):
     state = load_checkpoint(tiny_run["checkpoints"] / "latest.pt")
     assert state["epoch"] == 2
     assert state["representation"] == REP.to_dict()
-    assert state["model"] == {"generator": "resnet", "width": 8, "n_blocks": 2, "disc_width": 8,
-                              "image_size": [512, 512], "upsample": "transpose", "output": "direct",
-                              "residual_scale": 0.5, "spectral_norm": False}
+    model = dict(state["model"])
+    assert -70 < model.pop("reference_level_db") < -30  # the training chunks' median level, in dB
+    assert model == {"generator": "resnet", "width": 8, "n_blocks": 2, "disc_width": 8,
+                     "image_size": [512, 512], "upsample": "transpose", "output": "direct",
+                     "residual_scale": 0.5, "spectral_norm": False, "level_match": False, "random_gain_db": 0.0,
+                     "random_windows": False, "pitch_shift_semitones": 0.0, "time_stretch": 0.0,
+                     "diffaugment": False}
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert all(np.isfinite(row[name]) and row[name] > 0 for row in state["history"] for name in train.LOSSES)
     assert state["optimizer_g"]["state"][0]["step"] == 6  # 2 epochs x 3 steps
