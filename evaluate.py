@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from pop2jazz.audio_files import AudioError
 from pop2jazz.channel import eq_to_jazz, loud_master, rms_dbfs
-from pop2jazz.checkpoint import ModelConfig, generator_from, load_checkpoint
+from pop2jazz.checkpoint import generator_from, load_checkpoint, reference_to_match
 from pop2jazz.commands import float_range, non_negative_int, run_command
 from pop2jazz.compute import pick_device
 from pop2jazz.conversion import convert_magnitude, with_strength
@@ -340,8 +340,7 @@ def evaluate(args: argparse.Namespace) -> int:
         figures = {"checkpoint": str(checkpoint), "epoch": state.get("epoch"), "model": state.get("model"),
                    "data": str(args.data), "representation": rep.to_dict(),
                    "griffin_lim_iters": args.griffin_lim_iters, "strength": args.strength,
-                   "level_match": ModelConfig.from_dict(state["model"]).level_match if args.level_match is None
-                   else args.level_match,
+                   "level_match": reference_to_match(state, args.level_match) is not None,
                    **summarise(results, jazz_chunks, classifier, rep, tagger, jazz_audio),
                    "robustness": robustness}
         figures["verdicts"] += not_held_out({"pop songs": pop_songs, "jazz songs": jazz_songs},

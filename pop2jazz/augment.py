@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pop2jazz.spectrogram import Representation, image_units_per_db
+from pop2jazz.spectrogram import Representation, image_units_per_db, shift_db
 
 DIFF_TRANSLATION = 1 / 8  # the largest time shift, a share of the frames (DiffAugment's translation ratio)
 DIFF_CUTOUT = 1 / 4  # the cut-out's length in time and its height in frequency, a share of each axis
@@ -33,8 +33,7 @@ def random_gain(images: torch.Tensor, largest_db: float, rep: Representation = R
     the dB image, clipped to [-1, 1]; the floor (silence) stays silence. `largest_db` 0 returns the images."""
     if largest_db <= 0:
         return images
-    shifted = images + _uniform(len(images), largest_db, images) * image_units_per_db(rep)
-    return torch.where(images <= -1.0, images, shifted.clamp(-1.0, 1.0))
+    return shift_db(images, _uniform(len(images), largest_db, images), rep)
 
 
 def resample_image(images: torch.Tensor, pitch: torch.Tensor, tempo: torch.Tensor) -> torch.Tensor:

@@ -263,15 +263,23 @@ def generator_from(state: dict, direction: str = "pop2jazz", device: torch.devic
         raise CheckpointError(f"{source}: its {DIRECTIONS[direction][0]} weights do not fit its model config "
                               f"{state['model']}: a damaged or edited checkpoint ({str(error).splitlines()[0]})") \
             from error
+    return at_reference_level(generator.to(device).eval(), reference_to_match(state, level_match, source),
+                              Representation.from_dict(state["representation"]))
+
+
+def reference_to_match(state: dict, level_match: bool | None = None, source: Path | str = "the checkpoint"
+                       ) -> float | None:
+    """The level (dB) a loaded checkpoint's generator hears every window at: its reference_level_db when its
+    config says level_match (or `level_match` is True), None when it does not (or `level_match` is False).
+    Raises InputError naming `source` for a level match asked of a checkpoint that records no reference."""
     config = ModelConfig.from_dict(state["model"])
-    level_match = config.level_match if level_match is None else level_match
-    if level_match and config.reference_level_db is None:
+    if not (config.level_match if level_match is None else level_match):
+        return None
+    if config.reference_level_db is None:
         raise InputError(f"{source} records no reference level to match: convert without --level-match, or "
                          f"record it with `uv run experiments/record_reference_level.py --checkpoint {source} "
                          f"--data <its training data>`")
-    reference = config.reference_level_db if level_match else None
-    return at_reference_level(generator.to(device).eval(), reference, Representation.from_dict(
-        state["representation"]))
+    return config.reference_level_db
 
 
 def describe(path: Path, state: dict) -> str:

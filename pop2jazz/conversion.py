@@ -32,6 +32,7 @@ from pop2jazz.spectrogram import (
     magnitude_to_image,
     read_audio_blocks,
     resample_blocks,
+    shift_db,
     stft,
 )
 
@@ -102,11 +103,9 @@ class AtReferenceLevel(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         level = image_level_db(images.float(), self.rep)  # [B, 1]
-        shift_db = (self.reference_db - level).clamp(-MAX_LEVEL_SHIFT_DB, MAX_LEVEL_SHIFT_DB)[..., None, None]
-        units = shift_db * image_units_per_db(self.rep)
-        silent = images <= -1.0  # the floor is silence at every level: it stays where it is
-        shifted = torch.where(silent, images, (images + units).clamp(-1.0, 1.0)).to(images.dtype)
-        return (self.generator(shifted).to(images.dtype) - units).clamp(-1.0, 1.0)
+        gain_db = (self.reference_db - level).clamp(-MAX_LEVEL_SHIFT_DB, MAX_LEVEL_SHIFT_DB)[..., None, None]
+        output = self.generator(shift_db(images, gain_db, self.rep)).to(images.dtype)
+        return (output - gain_db * image_units_per_db(self.rep)).clamp(-1.0, 1.0)
 
 
 def at_reference_level(generator: torch.nn.Module, reference_db: float | None, rep: Representation

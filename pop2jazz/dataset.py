@@ -273,7 +273,8 @@ class SongWindows:
 
     A song's chunks (`song_of_chunk`, in file order) are consecutive stretches of its image, cut without overlap,
     so frames f .. f + chunk_frames of the song are read from at most two chunk files. `window(index, offset)`
-    -> [n_bins, chunk_frames] float32; `frames[index]`: the frames of song `index`.
+    -> [n_bins, chunk_frames] float32; `frames[index]`: the frames of song `index`; `weights`: each song's share
+    of all the frames.
     """
 
     def __init__(self, folder: ChunkFolder):
@@ -283,6 +284,7 @@ class SongWindows:
             songs.setdefault(song_of_chunk(path), []).append(index)
         self.chunks = list(songs.values())
         self.frames = [len(chunks) * folder.shape[1] for chunks in self.chunks]
+        self.weights = np.array(self.frames, dtype=np.float64) / sum(self.frames)  # a song's chance to be drawn
 
     def window(self, index: int, offset: int) -> np.ndarray:
         length = self.folder.shape[1]
@@ -311,8 +313,7 @@ class RandomWindows(UnpairedChunks):
         self.epoch = epoch
 
     def _draw(self, songs: SongWindows, rng: np.random.Generator) -> torch.Tensor:
-        frames = np.array(songs.frames, dtype=np.float64)
-        index = int(rng.choice(len(frames), p=frames / frames.sum()))
+        index = int(rng.choice(len(songs.frames), p=songs.weights))
         offset = int(rng.integers(0, songs.frames[index] - self.a.shape[1] + 1))
         return torch.from_numpy(songs.window(index, offset))[None]
 

@@ -180,6 +180,14 @@ def image_units_per_db(rep: Representation = Representation()) -> float:
     return 2.0 / (rep.db_max - rep.db_min)
 
 
+def shift_db(images: torch.Tensor, gain_db, rep: Representation = Representation()) -> torch.Tensor:
+    """Images [..., n_bins, frames] in [-1, 1] made louder by `gain_db` (dB: a float or a tensor that broadcasts,
+    e.g. [B, 1, 1, 1]): every cell moved by the same amount in dB and clipped to [-1, 1], the floor (silence)
+    left where it is, since silence stays silence at any gain."""
+    shifted = (images + gain_db * image_units_per_db(rep)).clamp(-1.0, 1.0)
+    return torch.where(images <= -1.0, images, shifted.to(images.dtype))
+
+
 def image_level_db(image, rep: Representation = Representation()):
     """The level of images [..., n_bins, frames] in [-1, 1]: 10 log10 of their mean STFT power over the last two
     axes, in dB re a full-scale bin -> [...] (a float for one image). The floor (-1) counts as silence, as in
