@@ -17,7 +17,8 @@
   training set; also when the conversion does not beat the smeared pop or scores above the real jazz, when the EQ
   baseline alone moves the pop by 25 points or more, and when songs it measures are the judge's training songs.
   The judge's robustness is measured on the held-out songs too: the share of its decisions that each channel
-  change alone flips.
+  change alone flips. The judge of a data split is trained once and kept in ~/.cache/pop2jazz/judge
+  ($POP2JAZZ_CACHE; "off" keeps nothing), under a key of the songs' bytes, the settings and the judge's code.
 - Content preservation: chroma cosine similarity between each input chunk and its conversion (and its EQ
   baseline), next to the similarity of unrelated pop and jazz chunks (the floor).
 - Inversion quality: spectral convergence (dB, lower is better) between the generated magnitude and the STFT
@@ -53,10 +54,9 @@ from pop2jazz.evaluation_report import write_report
 from pop2jazz.judge import (
     TAGGER_LABELS,
     GenreClassifier,
-    channel_robustness,
+    cached_judge,
     features_of,
     tagger_verdicts,
-    train_genre_classifier,
     transfer_figures,
     verdicts,
 )
@@ -321,9 +321,8 @@ def evaluate(args: argparse.Namespace) -> int:
         tagger = Tagger()
         train_songs = {name: listed_songs(args.data / name, "--data with the training songs where they were") for name
                        in folders}
-        classifier = train_genre_classifier(train_songs["pop_train"], train_songs["jazz_train"], rep, seed=args.seed,
-                                            progress=True)
-        robustness = channel_robustness(classifier, pop_songs, jazz_songs, rep, args.seed)
+        classifier, robustness = cached_judge(train_songs["pop_train"], train_songs["jazz_train"], pop_songs,
+                                              jazz_songs, rep, args.seed, progress=True)
         frames = 16  # the first calls pay for librosa's and torch's one-off set-up: keep that out of the timings
         invert(torch.ones(rep.n_fft // 2 + 1, frames), torch.zeros(rep.n_fft // 2 + 1, frames),
                (frames - 1) * rep.hop_length, rep, n_iter=1)

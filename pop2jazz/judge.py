@@ -20,6 +20,8 @@ through the same -100 dB floor and the classifier cannot tell them apart by the 
   song, clean or augmented, are never on both sides of a fold), on clean and on augmented held-out chunks.
 - `channel_robustness`: for each channel change alone (channel.CHANNEL_TESTS), the share of held-out decisions
   it flips.
+- `cached_judge`: both of them, kept on disk (JudgeCache) under a key of the songs' bytes, the settings and the
+  judge's own code, so that evaluate.py trains the judge of a data split once, not once per checkpoint.
 - `TransferRateLog`: the cheap part of evaluate.py that train.py --eval-every runs after an epoch.
 - `verdicts`: what the transfer figures may be read as, in words, given the ceiling and the EQ-to-jazz baseline.
 """
@@ -28,11 +30,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import json
+import os
+import pickle
 from pathlib import Path
 from typing import Sequence
 
 import librosa
 import numpy as np
+import sklearn
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
@@ -43,7 +50,7 @@ from tqdm import tqdm
 from pop2jazz.channel import CHANNEL_TESTS, CLEAN, eq_to_jazz, long_term_spectrum, random_channel
 from pop2jazz.errors import InputError
 from pop2jazz.metrics import chroma_similarity, image_magnitude, time_smeared
-from pop2jazz.output_files import write_csv
+from pop2jazz.output_files import atomic_write_bytes, write_csv
 from pop2jazz.plots import save_curves
 from pop2jazz.spectrogram import Representation, chunk_to_audio, load_audio
 
@@ -240,6 +247,85 @@ def channel_robustness(classifier: GenreClassifier, pop_songs: Sequence[Path], j
     return {"clean_accuracy": float(np.mean(clean_both == truth)),
             "chunks": {name: len(value) for name, value in clean.items()},
             "changes": {test: moved(test) for test in CHANNEL_TESTS}}
+
+
+CACHE_VARIABLE = "POP2JAZZ_CACHE"  # where the judge cache lives; "off" disables it
+JUDGE_CODE = ("judge.py", "channel.py", "metrics.py", "spectrogram.py", "audio_files.py")  # what its figures depend on
+
+
+class JudgeCache:
+    """Fitted judges on disk: one pickle per key, in $POP2JAZZ_CACHE, else $XDG_CACHE_HOME/pop2jazz/judge (by
+    default ~/.cache/pop2jazz/judge); POP2JAZZ_CACHE=off keeps nothing.
+
+    A key is the SHA-256 of everything the judge's figures depend on: the bytes of each song, in order, the
+    representation, the seed and draws, the source of JUDGE_CODE and the versions of scikit-learn, librosa and
+    numpy. So a changed song, setting or judge is never answered from the cache. A cache that cannot be read or
+    written only costs the training again; it never fails a command. `folder`, when given, is used whatever the
+    environment says."""
+
+    def __init__(self, folder: Path | None = None):
+        setting = os.environ.get(CACHE_VARIABLE, "")
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pop2jazz" / "judge"
+        self.folder = Path(folder) if folder else None if setting == "off" else Path(setting or base)
+
+    @staticmethod
+    def key(kind: str, songs: Sequence[Sequence[Path]], **settings) -> str | None:
+        """The hex SHA-256 of `kind`, the songs' bytes (each list in order), `settings` (plain values) and the
+        judge's code and libraries; None when a song cannot be read (the fit then names it, as it always does)."""
+        digest = hashlib.sha256(json.dumps({"kind": kind, **settings, "versions": [
+            sklearn.__version__, librosa.__version__, np.__version__]}, sort_keys=True, default=str).encode())
+        code = Path(__file__).parent
+        for name in JUDGE_CODE:
+            digest.update((code / name).read_bytes())
+        try:
+            for group in songs:
+                digest.update(b"|")
+                for song in group:
+                    digest.update(hashlib.sha256(Path(song).read_bytes()).digest())
+        except OSError:
+            return None
+        return digest.hexdigest()
+
+    def get(self, key: str | None):
+        """The object stored under `key`, or None (no key, nothing there, caching off, or a file that does not
+        load)."""
+        if self.folder is None or key is None:
+            return None
+        try:
+            return pickle.loads((self.folder / f"{key}.pkl").read_bytes())
+        except Exception:  # missing, truncated by a full disk, or pickled by other class definitions: fit again
+            return None
+
+    def put(self, key: str | None, value) -> None:
+        """Keep `value` under `key`, written atomically; a folder that cannot take it is left alone."""
+        if self.folder is not None and key is not None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(self.folder / f"{key}.pkl", pickle.dumps(value))
+            except OSError:
+                pass
+
+
+def cached_judge(pop_train: Sequence[Path], jazz_train: Sequence[Path], pop_songs: Sequence[Path],
+                 jazz_songs: Sequence[Path], rep: Representation = Representation(), seed: int = 0,
+                 progress: bool = False, cache: JudgeCache | None = None) -> tuple[GenreClassifier, dict]:
+    """(`train_genre_classifier` of the training songs, its `channel_robustness` on the held-out songs), each
+    from `cache` (JudgeCache() by default) when the same songs, settings and judge code were seen before, else
+    computed and kept there. The figures are the same either way: both are deterministic given the seed.
+    Raises what those two raise."""
+    cache = cache or JudgeCache()
+    settings = {"representation": rep.to_dict(), "seed": seed, "draws": AUGMENT_DRAWS, "folds": CV_FOLDS}
+    key = cache.key("classifier", [pop_train, jazz_train], **settings)
+    classifier = cache.get(key)
+    if not isinstance(classifier, GenreClassifier):
+        classifier = train_genre_classifier(pop_train, jazz_train, rep, seed=seed, progress=progress)
+        cache.put(key, classifier)
+    robustness_key = key and cache.key("robustness", [pop_songs, jazz_songs], classifier=key, **settings)
+    robustness = cache.get(robustness_key)
+    if not isinstance(robustness, dict):
+        robustness = channel_robustness(classifier, pop_songs, jazz_songs, rep, seed)
+        cache.put(robustness_key, robustness)
+    return classifier, robustness
 
 
 def transfer_figures(classifier: GenreClassifier, features: np.ndarray) -> dict:

@@ -35,12 +35,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pop2jazz.channel import rms_dbfs
+
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187  # 3 s: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1, as musicnn
 LEVEL_DBFS = -20.0  # every chunk is brought to this RMS level (dB re full scale) before the tagger hears it
+SILENCE_DBFS = -180.0  # an RMS of 1e-9 of full scale: digital silence, left as it is
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "musicnn_msd.pt"
 TIMBRAL = {"f74": int(0.4 * N_MELS), "f77": int(0.7 * N_MELS)}  # mel bands of the timbral filters: 38, 67
@@ -70,12 +73,13 @@ def log_mel(audio: np.ndarray | torch.Tensor, filters: torch.Tensor | None = Non
 
 
 def at_level(audio: np.ndarray, level_dbfs: float = LEVEL_DBFS) -> np.ndarray:
-    """`audio` scaled to an RMS of `level_dbfs` dB re full scale (digital silence is left as it is)."""
+    """`audio` [samples] scaled to an RMS of `level_dbfs` dB re full scale (channel.rms_dbfs), float32; digital
+    silence (under -180 dBFS) is left as it is."""
     audio = np.asarray(audio, dtype=np.float64)
-    rms = float(np.sqrt(np.mean(audio ** 2))) if len(audio) else 0.0
-    if rms < 1e-9:
+    level = rms_dbfs(audio) if len(audio) else float("-inf")
+    if level < SILENCE_DBFS:
         return audio.astype(np.float32)
-    return (audio * (10.0 ** (level_dbfs / 20.0) / rms)).astype(np.float32)
+    return (audio * 10.0 ** ((level_dbfs - level) / 20.0)).astype(np.float32)
 
 
 def patch_starts(frames: int, overlap: bool = True) -> list[int]:

@@ -3,6 +3,7 @@ tiny checkpoint."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,10 +14,25 @@ import soundfile as sf
 import audio_preprocessing
 import train
 from pop2jazz.dataset import CLIPS_VARIABLE, example_clips
+from pop2jazz.judge import CACHE_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 GTZAN_MINI = example_clips()
 TINY_MODEL = ["--width", "8", "--n-blocks", "2", "--griffin-lim-iters", "4"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def judge_cache(tmp_path_factory) -> Path:
+    """A judge cache of this session's own (judge.JudgeCache; the children of ab.py and gpu_run.sh inherit it):
+    evaluate.py fits the judge of a split once per session, and never reads one a user's earlier run left."""
+    folder = tmp_path_factory.mktemp("judge_cache")
+    previous = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(CACHE_VARIABLE, None)
+    else:
+        os.environ[CACHE_VARIABLE] = previous
 
 
 @pytest.fixture(scope="session")

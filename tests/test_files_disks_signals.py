@@ -281,7 +281,7 @@ def test_a_read_only_output_place_is_refused_before_any_work(tool, tmp_path, tin
     read_only(monkeypatch, mounted)
     work = []
     for module, name in ((train, "cyclegan_step"), (simple_gan, "gan_step"), (conversion_jobs, "convert_file"),
-                         (evaluate, "train_genre_classifier"), (preprocessing, "write_song_chunks")):
+                         (evaluate, "cached_judge"), (preprocessing, "write_song_chunks")):
         monkeypatch.setattr(module, name, lambda *args, **kwargs: work.append(name))
     song = write_wav(tmp_path / "song.wav", noise(7.0), 22050)
     checkpoint = str(tiny_run["checkpoints"] / "latest.pt")
