@@ -201,8 +201,9 @@ LOUD_MASTER_RMS_DBFS = -9.0  # ... then brought to the RMS of a loud 2010s pop m
 
 
 def rms_dbfs(audio: np.ndarray) -> float:
-    """RMS of audio [samples] in dB re a full-scale square wave (dBFS RMS); -inf for digital silence."""
-    power = float(np.mean(np.square(audio, dtype=np.float64)))
+    """RMS of audio [samples] in dB re a full-scale square wave (dBFS RMS); -inf for digital silence and for no
+    samples at all."""
+    power = float(np.mean(np.square(audio, dtype=np.float64))) if len(audio) else 0.0
     return 10.0 * np.log10(power) if power > 0 else float("-inf")
 
 

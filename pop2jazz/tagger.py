@@ -76,7 +76,7 @@ def at_level(audio: np.ndarray, level_dbfs: float = LEVEL_DBFS) -> np.ndarray:
     """`audio` [samples] scaled to an RMS of `level_dbfs` dB re full scale (channel.rms_dbfs), float32; digital
     silence (under -180 dBFS) is left as it is."""
     audio = np.asarray(audio, dtype=np.float64)
-    level = rms_dbfs(audio) if len(audio) else float("-inf")
+    level = rms_dbfs(audio)
     if level < SILENCE_DBFS:
         return audio.astype(np.float32)
     return (audio * 10.0 ** ((level_dbfs - level) / 20.0)).astype(np.float32)

@@ -3,7 +3,6 @@ tiny checkpoint."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -26,13 +25,9 @@ def judge_cache(tmp_path_factory) -> Path:
     """A judge cache of this session's own (judge.JudgeCache; the children of ab.py and gpu_run.sh inherit it):
     evaluate.py fits the judge of a split once per session, and never reads one a user's earlier run left."""
     folder = tmp_path_factory.mktemp("judge_cache")
-    previous = os.environ.get(CACHE_VARIABLE)
-    os.environ[CACHE_VARIABLE] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop(CACHE_VARIABLE, None)
-    else:
-        os.environ[CACHE_VARIABLE] = previous
+    with pytest.MonkeyPatch.context() as patch:  # the session-wide monkeypatch: the variable is restored after
+        patch.setenv(CACHE_VARIABLE, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
