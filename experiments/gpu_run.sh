@@ -14,7 +14,8 @@
 # generators.pt, latest.pt, report/ (report.md, figures.json), benchmark.json and the logs.
 #
 # Environment: PYTHON (default python3), MINUTES (training budget, default 5; 1 with --dry-run), OUTPUT,
-# POP2JAZZ_CLIPS (default ../shared/audio/gtzan_mini), WHEEL_PYTHON (Python version of the wheels, default 3.12).
+# POP2JAZZ_CLIPS (default ../shared/audio/gtzan_mini), WHEEL_PYTHON (Python version of the wheels, default 3.12),
+# BENCHMARK (1 runs the benchmark step, the default; 0 leaves it out, as the tests do: they run benchmark.py apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,12 +31,17 @@ for argument in "$@"; do
     case "$argument" in
         --prepare-wheels) mode=prepare ;;
         --dry-run) mode=dry ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_run.sh: unknown option $argument (use --prepare-wheels, --dry-run or none)" >&2; exit 2 ;;
     esac
 done
 
 PYTHON=${PYTHON:-python3}
+BENCHMARK_STEP=${BENCHMARK:-1}
+case "$BENCHMARK_STEP" in
+    0|1) ;;
+    *) echo "gpu_run.sh: BENCHMARK=$BENCHMARK_STEP: use 1 (run the benchmark step) or 0 (leave it out)" >&2; exit 2 ;;
+esac
 if [ "$mode" = prepare ]; then
     mkdir -p "$WHEELS"
     for package in "${PACKAGES[@]}"; do
@@ -68,11 +74,11 @@ if [ "$mode" = dry ]; then
     MINUTES=${MINUTES:-1}
     # float32, the CPU's default: bf16 is emulated, and far slower, on CPUs without AVX512-BF16 or AMX
     TRAIN=(--device cpu --width 4 --n-blocks 1 --pool-size 2 --steps-per-epoch 2 --griffin-lim-iters 1)
-    BENCHMARK=(--quick --device cpu)
+    BENCHMARK_ARGS=(--quick --device cpu)
 else
     MINUTES=${MINUTES:-5}
     TRAIN=(--device cuda --bf16 --compile --channels-last --griffin-lim-iters 8)
-    BENCHMARK=(--device cuda --bf16)  # no --compile: each of its training children would compile again
+    BENCHMARK_ARGS=(--device cuda --bf16)  # no --compile: each of its training children would compile again
 fi
 start=$(date +%s)
 echo "== preprocessing $CLIPS (at $(( $(date +%s) - start )) s)"
@@ -84,6 +90,9 @@ echo "== training for $MINUTES minutes (at $(( $(date +%s) - start )) s)"
 echo "== evaluating (at $(( $(date +%s) - start )) s)"
 "$PYTHON" evaluate.py --checkpoint "$OUTPUT/latest.pt" --data "$OUTPUT/data" -o "$OUTPUT/report" 2>&1 \
     | tee "$OUTPUT/evaluate.log"
-echo "== benchmarking (at $(( $(date +%s) - start )) s)"
-"$PYTHON" benchmark.py "${BENCHMARK[@]}" --clips "$CLIPS" --json "$OUTPUT/benchmark.json" 2>&1 | tee "$OUTPUT/benchmark.log"
+if [ "${BENCHMARK_STEP}" = 1 ]; then
+    echo "== benchmarking (at $(( $(date +%s) - start )) s)"
+    "$PYTHON" benchmark.py "${BENCHMARK_ARGS[@]}" --clips "$CLIPS" --json "$OUTPUT/benchmark.json" 2>&1 \
+        | tee "$OUTPUT/benchmark.log"
+fi
 echo "done in $(( $(date +%s) - start )) s: $OUTPUT/{generators.pt,latest.pt,report/report.md,benchmark.json}"
