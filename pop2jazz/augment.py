@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pop2jazz.spectrogram import Representation, image_units_per_db, shift_db
+from pop2jazz.spectrogram import Representation, shift_db
 
 DIFF_TRANSLATION = 1 / 8  # the largest time shift, a share of the frames (DiffAugment's translation ratio)
 DIFF_CUTOUT = 1 / 4  # the cut-out's length in time and its height in frequency, a share of each axis
@@ -74,12 +74,12 @@ def diff_augment(images: torch.Tensor, rep: Representation = Representation()) -
     """DiffAugment for spectrogram images (Zhao et al. 2020, section 3; its policy "translation,cutout" and a
     gain in place of "color"): per image, a shift in time by up to DIFF_TRANSLATION of the frames (the frames
     shifted in are silence), a cut-out of DIFF_CUTOUT of the frames and one of DIFF_CUTOUT of the bins at random
-    places (set to silence), and a gain of up to +-DIFF_GAIN_DB. Every step is a shift, a gather or a mask of
-    the input, so gradients flow through to the generator. Same shape and dtype as `images`."""
+    places (set to silence), and a gain of up to +-DIFF_GAIN_DB (spectrogram.shift_db: silence stays silence).
+    Every step is a shift, a gather or a mask of the input, so gradients flow through to the generator. Same
+    shape and dtype as `images`."""
     batch, _, bins, frames = images.shape
     device = images.device
-    gain = _uniform(batch, DIFF_GAIN_DB, images) * image_units_per_db(rep)
-    output = (images + gain.to(images.dtype)).clamp(-1.0, 1.0)
+    output = shift_db(images, _uniform(batch, DIFF_GAIN_DB, images), rep)
     largest = int(frames * DIFF_TRANSLATION)
     shift = torch.randint(-largest, largest + 1, (batch, 1, 1, 1), device=device)
     source = torch.arange(frames, device=device).view(1, 1, 1, frames) - shift  # output frame t reads t - shift

@@ -29,7 +29,7 @@ from pop2jazz.spectrogram import (
     image_level_db,
     image_to_db,
     image_to_magnitude,
-    image_units_per_db,
+    shift_db,
     spectral_convergence,
     stft,
 )
@@ -68,12 +68,12 @@ def level_changes(inputs: Sequence, outputs: Sequence, rep: Representation = Rep
 def level_matched(inputs: torch.Tensor, changes: np.ndarray, rep: Representation = Representation()
                   ) -> torch.Tensor:
     """The control for a judge that hears loudness: each input chunk [n, n_bins, frames] made louder or quieter
-    by its conversion's level change (`changes` [n] dB, level_changes), and nothing else (a uniform dB shift,
-    clipped to the image's range). Jazz in GTZAN is mostly older, quieter recordings, and the MFCCs' first
-    coefficient follows level, so a generator that only turned the volume down would score above the unconverted
-    pop; it must beat this control to show it does more."""
-    scale = image_units_per_db(rep)
-    return torch.stack([(torch.as_tensor(a) + change * scale).clamp(-1.0, 1.0) for a, change in zip(inputs, changes)])
+    by its conversion's level change (`changes` [n] dB, level_changes), and nothing else (spectrogram.shift_db: a
+    uniform dB shift, clipped to the image's range, silence kept). Jazz in GTZAN is mostly older, quieter
+    recordings, and the MFCCs' first coefficient follows level, so a generator that only turned the volume down
+    would score above the unconverted pop; it must beat this control to show it does more."""
+    images = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+    return shift_db(images, torch.as_tensor(np.asarray(changes, dtype=np.float32)).view(-1, 1, 1), rep)
 
 
 def time_smeared(inputs: torch.Tensor, seconds: float = SMEAR_SECONDS, rep: Representation = Representation()

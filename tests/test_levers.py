@@ -19,12 +19,14 @@ from pop2jazz.checkpoint import BUNDLED_MODEL, ModelConfig, generator_from, load
 from pop2jazz.conversion import MAX_LEVEL_SHIFT_DB, AtReferenceLevel, convert_magnitude
 from pop2jazz.dataset import ChunkFolder, RandomWindows, SongWindows, UnpairedChunks
 from pop2jazz.errors import InputError
+from pop2jazz.metrics import level_matched
 from pop2jazz.spectrogram import (
     Representation,
     audio_to_image,
     db_to_image,
     image_level_db,
     image_to_db,
+    image_units_per_db,
     load_audio,
     magnitude_to_image,
     split_chunks,
@@ -156,6 +158,19 @@ def test_diffaugment_is_random_differentiable_and_keeps_the_shape():
     silent = (augmented == -1.0).float().mean().item()
     assert 0.25 < silent < 0.6  # two cut-outs of a quarter each, the frames shifted in
     assert not torch.equal(diff_augment(images, REP), diff_augment(images, REP))
+    silence = torch.full((8, 1, 64, 128), -1.0)
+    assert torch.equal(diff_augment(silence, REP), silence)  # its gain is spectrogram.shift_db's: silence stays
+
+
+def test_the_level_control_keeps_silence_silent():
+    """metrics.level_matched at +6 dB: every sounding cell 6 dB up (or clipped at full scale), the floor kept."""
+    image = torch.linspace(-1.0, 1.0, 64 * 128).view(1, 64, 128)
+    image[..., :16] = -1.0  # silent frames
+    louder = level_matched(image, np.array([6.0]), REP)
+    sounding = image > -1.0
+    assert torch.equal(louder[~sounding], image[~sounding])
+    expected = (image + 6.0 * image_units_per_db(REP)).clamp(max=1.0)
+    torch.testing.assert_close(louder[sounding], expected[sounding])
 
 
 def test_random_windows_read_the_songs_at_any_offset(small_chunks):
