@@ -444,7 +444,8 @@ def train(args: argparse.Namespace) -> int:
 
     # the loop: an epoch of steps, then (rank 0) the checkpoint, its export, a sample and the logs
     last_epoch = args.epochs if args.stop_after <= 0 else min(args.epochs, start_epoch + args.stop_after - 1)
-    bar = tqdm(total=(last_epoch - start_epoch + 1) * steps, unit="step", disable=not ranks.is_main)
+    # a resumed run's bar starts where the run stands, so its count and ETA are the run's, not the sitting's
+    bar = tqdm(total=last_epoch * steps, initial=(start_epoch - 1) * steps, unit="step", disable=not ranks.is_main)
     for epoch in range(start_epoch, last_epoch + 1):
         dataset.set_epoch(epoch)
         history.append(train_epoch(epoch, nets, parts, itertools.islice(loader, steps), args, device, ranks, bar,
@@ -462,7 +463,7 @@ def train(args: argparse.Namespace) -> int:
         # every rank stops after the same epoch: the first epoch after which any rank's budget is spent
         out_of_time = compute.mean_across_ranks(torch.tensor([float(deadline.passed)], device=device), ranks)
         if out_of_time.item() > 0 and epoch < last_epoch:
-            print(f"\n--max-minutes {args.max_minutes:g} passed after epoch {epoch}; carry on with --resume")
+            tqdm.write(f"--max-minutes {args.max_minutes:g} passed after epoch {epoch}; carry on with --resume")
             break
     bar.close()
     print(f"done: {checkpoint_path}; samples and losses in {args.samples_dir}/")

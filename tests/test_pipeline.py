@@ -116,13 +116,14 @@ def test_tiny_training_run_writes_checkpoint_samples_and_losses(tiny_run):
     assert lines[0].split(",")[:6] == ["epoch", *train.LOSSES] and len(lines) == 3
 
 
-def test_resume_continues_at_the_next_epoch(tiny_run, tmp_path):
+def test_resume_continues_at_the_next_epoch(tiny_run, tmp_path, capsys):
     checkpoints, samples = tmp_path / "checkpoints", tmp_path / "samples"
     shutil.copytree(tiny_run["checkpoints"], checkpoints)
     shutil.copytree(tiny_run["samples"], samples)
     code = train.main(["--data", str(tiny_run["data"]), "--checkpoint-dir", str(checkpoints), "--samples-dir",
                        str(samples), "--resume", "--epochs", "3"])
     assert code == 0
+    assert " 9/9 " in capsys.readouterr().err  # the bar counts the run's steps, from the 6 it had done
     state = load_checkpoint(checkpoints / "latest.pt")
     assert state["epoch"] == 3 and [row["epoch"] for row in state["history"]] == [1, 2, 3]
     assert state["model"]["width"] == 8  # the saved config, not the default 64
