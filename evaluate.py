@@ -82,6 +82,7 @@ from pop2jazz.spectrogram import (
     load_audio,
     magnitude_to_image,
     split_chunks,
+    stft,
 )
 from pop2jazz.tagger import Tagger, kernel_inception_distance
 
@@ -101,7 +102,8 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     chunks, "level_matched", "eq_baseline", "smeared": those chunk images with the input's phase, inverse STFT:
     lists of [chunk_samples] arrays, for the tagger}, "chroma_similarity" {"generated", "written", "eq_baseline":
     [n]}, "inversion" (see `inversion_quality`), "holes" (metrics.holes of the written audio), "loud_holes" (the
-    same for the song made loud, `loud_song_holes`)}.
+    same for the song made loud, `loud_song_holes`), "loud_holes_baselines" (the EQ baseline's and the smear
+    control's, `loud_baseline_holes`)}.
     """
     if len(audio) < rep.chunk_samples:
         raise InputError(f"{len(audio) / rep.sample_rate:.2f} s is shorter than one chunk ({rep.chunk_seconds:.2f} s)")
@@ -133,6 +135,7 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
         "inversion": inversion_quality(magnitude, inversions, rep),
         "holes": holes(images["input"], images["written"], rep),
         "loud_holes": loud_song_holes(generator, audio, rep, n_iter, seed),
+        "loud_holes_baselines": loud_baseline_holes(audio, rep, classifier.jazz_spectrum_db),
     }
 
 
@@ -146,6 +149,29 @@ def loud_song_holes(generator: torch.nn.Module, audio: np.ndarray, rep: Represen
     written = invert(magnitude, spectrum.angle(), len(loud), rep, n_iter, seed)["source_phase_griffin_lim"][0]
     return {**holes(magnitude_to_image(spectrum.abs(), rep), audio_to_image(written, rep), rep),
             "rms_dbfs": rms_dbfs(loud)}
+
+
+def loud_baseline_holes(audio: np.ndarray, rep: Representation, jazz_spectrum_db: np.ndarray) -> dict:
+    """The holes test of the trivial baselines on the same loud master as `loud_song_holes`: mono audio
+    [samples] -> {"eq_baseline": channel.eq_to_jazz to `jazz_spectrum_db` ([n_bins] dB), "smear_control":
+    metrics.time_smeared}, each metrics.holes (with "rms_dbfs") of its audio (the chunk images with the loud
+    song's phase, inverse STFT, as the tagger hears them) against the loud song's whole chunks.
+
+    The mark a conversion's figure stands beside: an equaliser that darkens a bright, loud mix by more than
+    30 dB in a band makes holes of its own."""
+    loud = loud_master(audio, rep)
+    spectrum = stft(torch.from_numpy(loud), rep)
+    chunks = split_chunks(magnitude_to_image(spectrum.abs(), rep), rep)
+    source = torch.cat(list(chunks), dim=-1)
+    phase = spectrum.angle()
+    figures = {}
+    for name, images in (("eq_baseline", eq_to_jazz(chunks, jazz_spectrum_db, rep)),
+                         ("smear_control", time_smeared(chunks, rep=rep))):
+        heard = np.concatenate([chunk_from_image(image, phase[:, index * rep.chunk_frames:], rep)
+                                for index, image in enumerate(images)])
+        figures[name] = {**holes(source, audio_to_image(heard, rep)[:, :source.shape[-1]], rep),
+                         "rms_dbfs": rms_dbfs(loud)}
+    return figures
 
 
 def cut_audio(audio: np.ndarray, rep: Representation) -> list[np.ndarray]:
@@ -234,7 +260,10 @@ def summarise(results: dict[Path, dict], jazz_chunks: torch.Tensor, classifier: 
                                                        / checkerboard_power(inputs)),
                       "holes": holes(*(torch.cat([chunk for result in results.values() for chunk in result[name]],
                                                  dim=-1) for name in ("input", "written")), rep),
-                      "holes_loud_master": pooled_holes([result["loud_holes"] for result in results.values()])},
+                      "holes_loud_master": pooled_holes([result["loud_holes"] for result in results.values()]),
+                      "holes_loud_master_baselines": {
+                          name: pooled_holes([result["loud_holes_baselines"][name] for result in results.values()])
+                          for name in ("eq_baseline", "smear_control")}},
         "audio_seconds": float(sum(result["seconds"] for result in results.values())),
         "songs": {str(song): {"chunks": result["chunks"], "seconds": result["seconds"],
                               "jazz_rate": float(result["is_jazz"]["generated"].mean()),

@@ -210,12 +210,22 @@ def markdown(figures: dict, images: dict[str, list[str]]) -> str:
                   f"12 dB of their loud cells' power (0 %: the loud parts all kept)."]
     if "holes_loud_master" in figures["artefacts"]:
         loud = figures["artefacts"]["holes_loud_master"]
+        baselines = figures["artefacts"].get("holes_loud_master_baselines", {})
         lines += ["", f"Holes in a loud modern master (each song compressed 6:1 and brought to "
                   f"{format_figure(loud['rms_dbfs'], '.0f')} dBFS RMS, then converted): "
                   f"**{format_figure(loud['loud_cells_dropped'], '.1%')}** of its loud cells dropped, "
                   f"{format_figure(loud['frames_losing'], '.1%')} of its frames losing more than 12 dB"
-                  + (" (each window brought to the model's reference level first)." if figures.get("level_match")
-                     else ".")]
+                  + (" (each window brought to the model's reference level first)" if figures.get("level_match")
+                     else "")
+                  + "."]
+        if baselines:
+            lines += ["", "The trivial baselines on the same loud masters, loud cells dropped and frames losing more "
+                      "than 12 dB: " + "; ".join(
+                          f"{label} {format_figure(baselines[name]['loud_cells_dropped'], '.1%')} and "
+                          f"{format_figure(baselines[name]['frames_losing'], '.1%')}"
+                          for name, label in (("eq_baseline", "the EQ-to-jazz equaliser (it brings each chunk to "
+                                               "the jazz's long-term spectrum, level included)"),
+                                              ("smear_control", "the smeared pop")) if name in baselines) + "."]
     lines += ["", "## Songs", "", "| song | chunks | classified jazz (before → EQ → after) | chroma similarity | "
               "inversion dB (librosa / source-phase GL / phase) |", "|---|---:|---:|---:|---:|"]
     for song, value in figures["songs"].items():

@@ -170,6 +170,10 @@ def test_report_and_json_are_written_with_finite_figures(tiny_run, tmp_path):
     assert transfer["jazz_ceiling"]["jazz_rate"] > transfer["pop_baseline"]["jazz_rate"]
     report = (output / "report.md").read_text()
     assert f"{figures['classifier']['cv_accuracy']:.1%}" in report
+    loud_baselines = figures["artefacts"]["holes_loud_master_baselines"]
+    assert set(loud_baselines) == {"eq_baseline", "smear_control"}
+    assert loud_baselines["smear_control"]["loud_cells_dropped"] < 0.01  # a blur drops no loud cell by 30 dB
+    assert "The trivial baselines on the same loud masters" in report
     song = next(iter(figures["songs"]))
     stem = song.rsplit("/", 1)[-1].removesuffix(".wav")
     for name in ("metrics.png", f"{stem}_spectrograms.png", f"{stem}_chroma.png", f"{stem}_jazz.wav"):

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import convert
+import evaluate
 import train
 from conftest import TINY_RUN_FIXTURE
 from pop2jazz.augment import diff_augment, pitch_time, random_gain, resample_image
-from pop2jazz.channel import loud_master, rms_dbfs
+from pop2jazz.channel import long_term_spectrum, loud_master, rms_dbfs
 from pop2jazz.checkpoint import BUNDLED_MODEL, ModelConfig, generator_from, load_checkpoint
 from pop2jazz.conversion import MAX_LEVEL_SHIFT_DB, AtReferenceLevel, convert_magnitude
 from pop2jazz.dataset import ChunkFolder, RandomWindows, SongWindows, UnpairedChunks
@@ -203,6 +204,22 @@ def test_a_loud_master_is_at_minus_9_dbfs_and_denser(gtzan_mini):
     assert crest_db(loud) < crest_db(audio) - 3
 
 
+def test_on_a_loud_master_the_blur_keeps_the_loud_cells_and_the_equaliser_turns_it_down(gtzan_mini):
+    """The marks beside a conversion's loud-master holes: smearing in time moves no loud cell by 30 dB; the
+    equaliser to the jazz's long-term spectrum brings a -9 dBFS master down to the jazz's level, so every frame
+    loses more than 12 dB, and darkens a bright song enough to drop some loud cells outright."""
+    jazz_db = np.mean([long_term_spectrum(chunk, REP) for index in range(3) for chunk in split_chunks(
+        audio_to_image(load_audio(gtzan_mini / "jazz" / f"jazz.0000{index}.wav", REP.sample_rate), REP), REP)],
+        axis=0)
+    figures = evaluate.loud_baseline_holes(load_audio(gtzan_mini / "pop" / "pop.00009.wav", REP.sample_rate), REP,
+                                           jazz_db)
+    smeared, equalised = figures["smear_control"], figures["eq_baseline"]
+    assert smeared["loud_cells_dropped"] < 0.01 and smeared["frames_losing"] < 0.01
+    assert equalised["frames_losing"] > 0.9
+    assert 0.05 < equalised["loud_cells_dropped"] < 0.5
+    assert equalised["rms_dbfs"] == smeared["rms_dbfs"] == pytest.approx(-9.0, abs=0.1)
+
+
 @pytest.mark.slow
 def test_a_run_records_its_levers_and_the_training_chunks_median_level(small_chunks, tmp_path):
     flags = ["--level-match", "--random-gain", "12", "--random-windows", "--pitch-shift", "2", "--time-stretch",
@@ -234,6 +251,12 @@ def test_the_ab_rule_asks_for_the_tagger_chroma_holes_and_checkerboard():
                                                 row("x", 1, 0.47, 0.9, chroma=0.8)])["x"]
     assert "checkerboard raised" in ab.verdicts(base + [row("x", 0, 0.45, 0.8, checkerboard=13),
                                                         row("x", 1, 0.47, 0.9, checkerboard=13)])["x"]
+
+
+def test_ab_bf16_sets_every_runs_precision_and_refuses_the_precision_variants():
+    assert ab.parse_args(["--runs", "baseline:0,level_and_gain:1", "--bf16"]).bf16
+    with pytest.raises(SystemExit):
+        ab.parse_args(["--runs", "baseline:0,float32:0", "--bf16"])
 
 
 @pytest.mark.slow
