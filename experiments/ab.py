@@ -5,6 +5,7 @@
     uv run experiments/ab.py --runs baseline:1,residual:1   # more runs into the same table
     uv run experiments/ab.py --runs float32:0,float32:1,bf16:0,bf16:1 --output samples/ab_bf16  # bf16 training
     uv run experiments/ab.py --levers --output samples/ab_levers   # the level and data levers, 2 seeds each
+    uv run experiments/ab.py --runs baseline:0,level_and_gain:0 --bf16   # every run in bf16 (native-bf16 CPUs)
 
 Protocol (every run the same way, one at a time, so they do not slow each other):
 - data: the clips in --clips (pop/ and jazz/) preprocessed once with --val-fraction 0.3, so 3 of 10 songs per
