@@ -206,8 +206,8 @@ def test_a_loud_master_is_at_minus_9_dbfs_and_denser(gtzan_mini):
 
 def test_on_a_loud_master_the_blur_keeps_the_loud_cells_and_the_equaliser_turns_it_down(gtzan_mini):
     """The marks beside a conversion's loud-master holes: smearing in time moves no loud cell by 30 dB; the
-    equaliser to the jazz's long-term spectrum brings a -9 dBFS master down to the jazz's level, so every frame
-    loses more than 12 dB, and darkens a bright song enough to drop some loud cells outright."""
+    equaliser to the jazz's long-term spectrum brings this bright song, made a -9 dBFS master, down to the jazz's
+    level, so every frame loses more than 12 dB, and darkens it enough to drop some loud cells outright."""
     jazz_db = np.mean([long_term_spectrum(chunk, REP) for index in range(3) for chunk in split_chunks(
         audio_to_image(load_audio(gtzan_mini / "jazz" / f"jazz.0000{index}.wav", REP.sample_rate), REP), REP)],
         axis=0)
