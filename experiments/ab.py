@@ -319,8 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timing-steps", type=int, default=0, help="also time each variant apart: 2 epochs of N "
                         "steps, on a machine doing nothing else (default: 0 = off)")
     parser.add_argument("--bf16", action="store_true", help="train every run with bf16 autocast (train.py --bf16): "
-                        "about 1.6x the steps an hour on a CPU with native bf16 (docs/speed.md); the variants then differ only by "
-                        "their levers, all in one precision")
+                        "about 1.6x the steps an hour on a CPU with native bf16 (docs/speed.md); the variants then "
+                        "differ only by their levers, all in one precision")
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 steps: a smoke test of this script")
     parser.add_argument("--levers", action="store_true", help=f"the level and data levers' A/B, 2 seeds each "
                         f"(--runs {LEVEL_RUNS})")
