@@ -120,9 +120,9 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
     features = {name: features_of(chunk, rep) for name, chunk in chunks.items()}
     phase = spectrum.angle()
     chunk_audio = {"input": cut_audio(audio, rep), "written": cut_audio(written, rep)[:len(chunks["input"])],
-                   **{name: [chunk_from_image(chunk, phase[:, index * rep.chunk_frames:(index + 1) * rep.chunk_frames],
-                                              rep) for index, chunk in enumerate(chunks[name])]
-                      for name in ("level_matched", "eq_baseline", "smeared")}}
+                   **{name: chunks_as_audio(chunks[name], phase, rep) for name in ("level_matched", "eq_baseline",
+                                                                                  "smeared")}}
+    loud = loud_master(audio, rep)  # one loud master, heard by the generator and by the baselines alike
     return {
         "seconds": len(audio) / rep.sample_rate, "chunks": len(chunks["input"]), **chunks, "audio": written,
         "chunk_audio": chunk_audio,
@@ -134,41 +134,37 @@ def evaluate_song(generator: torch.nn.Module, audio: np.ndarray, rep: Representa
                               for name in ("generated", "written", "eq_baseline")},
         "inversion": inversion_quality(magnitude, inversions, rep),
         "holes": holes(images["input"], images["written"], rep),
-        "loud_holes": loud_song_holes(generator, audio, rep, n_iter, seed),
-        "loud_holes_baselines": loud_baseline_holes(audio, rep, classifier.jazz_spectrum_db),
+        "loud_holes": loud_song_holes(generator, loud, rep, n_iter, seed),
+        "loud_holes_baselines": loud_baseline_holes(loud, rep, classifier.jazz_spectrum_db),
     }
 
 
-def loud_song_holes(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
+def loud_song_holes(generator: torch.nn.Module, loud: np.ndarray, rep: Representation, n_iter: int = 32,
                     seed: int = 0) -> dict:
-    """The holes test on a loud modern master: the song (mono audio [samples]) through channel.loud_master
-    (compressed 6:1, at -9 dBFS RMS), converted as convert.py does (Griffin-Lim from its phase) -> metrics.holes
-    of its written audio against it, with "rms_dbfs", the loud song's RMS."""
-    loud = loud_master(audio, rep)
+    """The holes test on a loud modern master: the song through channel.loud_master (compressed 6:1, at -9 dBFS
+    RMS; mono audio [samples]), converted as convert.py does (Griffin-Lim from its phase) -> metrics.holes of its
+    written audio against it, with "rms_dbfs", the loud song's RMS."""
     magnitude, spectrum = convert_magnitude(generator, loud, rep)
     written = invert(magnitude, spectrum.angle(), len(loud), rep, n_iter, seed)["source_phase_griffin_lim"][0]
     return {**holes(magnitude_to_image(spectrum.abs(), rep), audio_to_image(written, rep), rep),
             "rms_dbfs": rms_dbfs(loud)}
 
 
-def loud_baseline_holes(audio: np.ndarray, rep: Representation, jazz_spectrum_db: np.ndarray) -> dict:
-    """The holes test of the trivial baselines on the same loud master as `loud_song_holes`: mono audio
-    [samples] -> {"eq_baseline": channel.eq_to_jazz to `jazz_spectrum_db` ([n_bins] dB), "smear_control":
+def loud_baseline_holes(loud: np.ndarray, rep: Representation, jazz_spectrum_db: np.ndarray) -> dict:
+    """The holes test of the trivial baselines on the loud master `loud_song_holes` converts (channel.loud_master's
+    mono audio [samples]) -> {"eq_baseline": channel.eq_to_jazz to `jazz_spectrum_db` ([n_bins] dB), "smear_control":
     metrics.time_smeared}, each metrics.holes (with "rms_dbfs") of its audio (the chunk images with the loud
     song's phase, inverse STFT, as the tagger hears them) against the loud song's whole chunks.
 
     The mark a conversion's figure stands beside: an equaliser that darkens a bright, loud mix by more than
     30 dB in a band makes holes of its own."""
-    loud = loud_master(audio, rep)
     spectrum = stft(torch.from_numpy(loud), rep)
     chunks = split_chunks(magnitude_to_image(spectrum.abs(), rep), rep)
-    source = torch.cat(list(chunks), dim=-1)
-    phase = spectrum.angle()
+    source, phase = torch.cat(list(chunks), dim=-1), spectrum.angle()
     figures = {}
     for name, images in (("eq_baseline", eq_to_jazz(chunks, jazz_spectrum_db, rep)),
                          ("smear_control", time_smeared(chunks, rep=rep))):
-        heard = np.concatenate([chunk_from_image(image, phase[:, index * rep.chunk_frames:], rep)
-                                for index, image in enumerate(images)])
+        heard = np.concatenate(chunks_as_audio(images, phase, rep))
         figures[name] = {**holes(source, audio_to_image(heard, rep)[:, :source.shape[-1]], rep),
                          "rms_dbfs": rms_dbfs(loud)}
     return figures
@@ -187,6 +183,13 @@ def chunk_from_image(image: torch.Tensor, phase: torch.Tensor, rep: Representati
     tagger."""
     magnitude = image_to_magnitude(torch.as_tensor(image, dtype=torch.float32), rep)
     return istft(torch.polar(magnitude, phase[:, :magnitude.shape[1]].float()), rep.chunk_samples, rep).numpy()
+
+
+def chunks_as_audio(images: torch.Tensor, phase: torch.Tensor, rep: Representation) -> list[np.ndarray]:
+    """Chunk images [n, n_bins, chunk_frames] cut from a song whose phase is `phase` [n_fft//2 + 1, frames] ->
+    each chunk's audio, [chunk_samples] each (`chunk_from_image` with the phase of that chunk's frames)."""
+    return [chunk_from_image(image, phase[:, index * rep.chunk_frames:(index + 1) * rep.chunk_frames], rep)
+            for index, image in enumerate(images)]
 
 
 TAGGER_ROWS = {"pop_baseline": "input", "level_control": "level_matched", "eq_baseline": "eq_baseline",
