@@ -99,7 +99,7 @@ def status(lines: list[str], error: bool = False) -> str:
 
 
 def convert_song(song: str | None, direction: str, model: str | None, allow_converted: bool,
-                 args: argparse.Namespace, progress=None, strength: float = 1.0
+                 args: argparse.Namespace, progress=None, strength: float = 1.0, level_match: bool = False
                  ) -> tuple[str, str | None, str | None, str | None]:
     """Convert the song at `song` (an upload) with the checkpoint `model` into a new folder below args.work.
 
@@ -108,6 +108,7 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
     converted WAV, spectrogram PNG, file to download); on any error the status says it in one line and the
     rest is None. `progress` (gradio.Progress, or None) is told each stage; the conversion's own progress bar
     reaches the page through Gradio's tqdm tracking. `strength` (0-1): convert.py --strength, the slider.
+    `level_match`: convert.py --level-match, the box; unticked, the model converts as it was trained.
     """
     report = progress or (lambda *_, **__: None)
     if not song:
@@ -122,7 +123,7 @@ def convert_song(song: str | None, direction: str, model: str | None, allow_conv
                                 strength=min(1.0, max(0.0, float(strength))))  # a page's value, clamped
     try:
         report(0.0, desc="loading the model")
-        loaded = load_model(Path(model), direction, args.device)
+        loaded = load_model(Path(model), direction, args.device, level_match or None)
         jobs, errors = plan(options, loaded.rep)
         if errors or not jobs:
             raise InputError(errors[0] if errors else f"{song}: nothing to convert")
@@ -150,9 +151,10 @@ def build_page(args: argparse.Namespace):
     """The page as a gradio.Blocks: controls on the left, the two players and the spectrograms on the right."""
     import gradio as gr  # only here: GRADIO_TEMP_DIR must be set before Gradio reads it at import (see serve)
 
-    def convert_clicked(song, direction, model, strength, allow_converted, progress=gr.Progress(track_tqdm=True)):
+    def convert_clicked(song, direction, model, strength, level_match, allow_converted,
+                        progress=gr.Progress(track_tqdm=True)):
         text, audio, picture, download = convert_song(song, direction, model, allow_converted, args, progress,
-                                                      strength)
+                                                      strength, bool(level_match))
         return text, audio, picture, gr.DownloadButton(value=download, visible=download is not None)
 
     with gr.Blocks(title="pop2jazz", analytics_enabled=False) as page:
@@ -165,6 +167,10 @@ def build_page(args: argparse.Namespace):
                                     info="the bundled model, or a train.py run under checkpoints/")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="strength", elem_id="strength",
                                      info="0 gives the song back, 1 the full conversion (convert.py --strength)")
+                level_match = gr.Checkbox(False, label="level match, for loud modern songs", elem_id="level-match",
+                                          info="convert.py --level-match: the model hears each window at its "
+                                               "training level, so loud parts are not wiped out; with strength 0.6 "
+                                               "almost no holes (README)")
                 allow_converted = gr.Checkbox(False, label="also convert a file pop2jazz wrote itself",
                                               info="convert.py --allow-converted: a copy of a copy")
                 button = gr.Button("Convert", variant="primary")
@@ -180,7 +186,7 @@ def build_page(args: argparse.Namespace):
                 picture = gr.Image(type="filepath", label="spectrograms: the song above, its conversion below",
                                    show_label=False, interactive=False, elem_id="spectrograms", buttons=["download"])
         # one conversion at a time: each takes every core it can
-        button.click(convert_clicked, [song, direction, model, strength, allow_converted],
+        button.click(convert_clicked, [song, direction, model, strength, level_match, allow_converted],
                      [message, output, picture, download], concurrency_limit=1)
         song.change(lambda: ("", None, None, gr.DownloadButton(visible=False)), None,
                     [message, output, picture, download])  # no stale conversion beside a new song

@@ -6,7 +6,7 @@
     uv run convert.py music/ --output-dir jazzed/ --format flac   # every song below music/, sub-folders mirrored
     uv run convert.py jazz.wav --direction jazz2pop --name demo   # the run trained with train.py --name demo
     uv run convert.py song.mp3 --mono                # mono at the model's 22050 Hz
-    uv run convert.py loud_song.wav --level-match --strength 0.6   # a loud modern master: no holes (README)
+    uv run convert.py loud_song.wav --level-match --strength 0.6   # a loud modern master: almost no holes (README)
 
 Any length, any format libsndfile reads (wav, flac, ogg, opus, mp3, aiff, ...) and, when ffmpeg is installed, what
 ffmpeg reads (.m4a AAC or ALAC, .webm Opus, .wma, ...). The model hears the song mono at the sample rate it was

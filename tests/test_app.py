@@ -13,6 +13,7 @@ import soundfile as sf
 import app
 import convert
 from conftest import CORRUPT_WAV, add_tiny_run, sine, write_wav
+from pop2jazz.checkpoint import BUNDLED_MODEL
 from pop2jazz.output_files import provenance_of
 
 
@@ -102,3 +103,20 @@ def test_the_page_starts_on_the_bundled_model_else_on_a_run(place, monkeypatch):
     assert app.default_model() == str(place["checkpoint"]) == app.model_choices()[0][1]
     (place["checkpoint"]).unlink()
     assert app.default_model() is None and app.model_choices() == []
+
+
+def test_the_level_match_box_and_the_strength_slider_reach_the_conversion(place):
+    """The box is convert.py --level-match (the bundled model's recorded reference level, named on the page), the
+    slider --strength (written into the output's metadata); a model that records no reference level is one line."""
+    song = write_wav(place["root"] / "songs" / "tone.wav", sine(2.0), 22050)
+    bundled = str(BUNDLED_MODEL)
+    text, audio, *_ = app.convert_song(str(song), "pop2jazz", bundled, False, settings(place["work"]), None, 0.6, True)
+    assert "every window at its reference level (-47.7 dB)" in text, text
+    assert provenance_of(Path(audio))["strength"] == 0.6
+    text, audio, *_ = app.convert_song(str(song), "pop2jazz", bundled, False, settings(place["work"]))
+    assert audio is not None and "reference level" not in text  # unticked: as the bundled model was trained
+    assert "strength" not in provenance_of(Path(audio))
+    text, audio, *_ = app.convert_song(str(song), "pop2jazz", str(place["checkpoint"]), False,
+                                       settings(place["work"]), None, 1.0, True)
+    assert audio is None and 'class="status error"' in text and "reference level" in text
+    assert text.count("<br>") == 0
