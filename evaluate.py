@@ -160,13 +160,12 @@ def loud_baseline_holes(loud: np.ndarray, rep: Representation, jazz_spectrum_db:
     30 dB in a band makes holes of its own."""
     spectrum = stft(torch.from_numpy(loud), rep)
     chunks = split_chunks(magnitude_to_image(spectrum.abs(), rep), rep)
-    source, phase = torch.cat(list(chunks), dim=-1), spectrum.angle()
+    source, phase, level = torch.cat(list(chunks), dim=-1), spectrum.angle(), rms_dbfs(loud)
     figures = {}
     for name, images in (("eq_baseline", eq_to_jazz(chunks, jazz_spectrum_db, rep)),
                          ("smear_control", time_smeared(chunks, rep=rep))):
         heard = np.concatenate(chunks_as_audio(images, phase, rep))
-        figures[name] = {**holes(source, audio_to_image(heard, rep)[:, :source.shape[-1]], rep),
-                         "rms_dbfs": rms_dbfs(loud)}
+        figures[name] = {**holes(source, audio_to_image(heard, rep)[:, :source.shape[-1]], rep), "rms_dbfs": level}
     return figures
 
 
