@@ -66,10 +66,18 @@ def _check_replaceable(output: Path, domains) -> None:
 
 
 def _replace_folder(staging: Path, final: Path) -> None:
-    """Move `staging` to `final`, replacing a folder this script made earlier (see _check_replaceable)."""
+    """Move `staging` to `final`, replacing a folder this script made earlier (see _check_replaceable).
+
+    Both steps are renames, and the old folder is deleted only once it is out of the way: another run's
+    _check_replaceable, which looks before it asks for the lock, sees at `final` either a whole folder with its
+    listing or nothing, never one half deleted (which it would take for a folder not made here)."""
     if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+        retired = Path(tempfile.mkdtemp(prefix=f".{final.name}_replaced.", dir=final.parent))
+        final.rename(retired / final.name)
+        staging.rename(final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(final)
 
 
 def chunk_set_bytes(songs: list[Path], rep: Representation) -> int:

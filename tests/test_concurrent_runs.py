@@ -117,6 +117,33 @@ def test_a_second_preprocessing_into_a_locked_output_stops_and_keeps_the_dataset
     assert digests(output) == before
 
 
+def test_a_dataset_being_replaced_never_looks_foreign_to_another_run(tmp_path, monkeypatch, capsys):
+    # a second run checks the output before it asks for the lock, so it may look while the first deletes the old
+    # dataset: what it sees at pop_train then must be a whole dataset or nothing, never a folder without listing
+    import pop2jazz.preprocessing as preprocessing
+    output = tmp_path / "data"
+    assert audio_preprocessing.main(preprocess_args(*song_folders(tmp_path, "first", 0), output)) == 0
+    real_rmtree, seen = preprocessing.shutil.rmtree, []
+
+    def rmtree_while_another_run_looks(path, *args, **kwargs):
+        for listing in Path(path).rglob("representation.json"):  # as rmtree may take the listing first
+            listing.unlink()
+        try:
+            preprocessing._check_replaceable(output, ("pop", "jazz"))
+            seen.append("ours or nothing")
+        except WouldOverwriteError as error:
+            seen.append(str(error))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(preprocessing.shutil, "rmtree", rmtree_while_another_run_looks)
+    assert audio_preprocessing.main(preprocess_args(*song_folders(tmp_path, "second", 10), output)) == 0
+    assert seen and set(seen) == {"ours or nothing"}, seen
+    assert {song.split("_")[0] for domain in ("pop", "jazz") for song in listed(output / f"{domain}_train")} \
+        == {"second"}
+    assert sorted(path.name for path in output.iterdir()) == [".pop2jazz.lock", "jazz_train", "jazz_val",
+                                                               "pop_train", "pop_val"]
+
+
 @pytest.mark.slow
 def test_two_preprocessing_processes_into_one_output(tmp_path):
     output = tmp_path / "data"
