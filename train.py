@@ -7,8 +7,8 @@
 The recipe is the paper's (section 4, appendix 7): LSGAN losses, lambda_cycle = 10, identity loss weighted
 lambda_identity * lambda_cycle = 5, an image pool of 50 fakes per discriminator, Adam (lr 2e-4, betas 0.5/0.999),
 constant learning rate for the first half of the epochs and a linear decay to zero over the second, batch size 1.
-CUDA with bf16 autocast when there is a GPU, otherwise the CPU in float32 (--bf16 for bf16 autocast, faster on CPUs
-that do bf16 natively); several GPUs (or CPU processes) with `torchrun --nproc_per_node=N train.py`
+CUDA with bf16 autocast when there is a GPU, otherwise the CPU: in bf16 autocast where it does bf16 natively, else
+in float32 (--bf16 / --no-bf16 to choose); several GPUs (or CPU processes) with `torchrun --nproc_per_node=N train.py`
 (compute.py); --max-minutes for a time budget. After every epoch: checkpoints/NAME/latest.pt
 (written atomically) with checkpoints/NAME/generators.pt beside it (both generators in half precision, what
 convert.py needs, to share), samples/NAME/epoch_NNN.wav (a held-out pop song turned into jazz) with epoch_NNN.png (its

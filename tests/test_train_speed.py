@@ -27,16 +27,17 @@ def run(dataset, folder, *options) -> dict:
     return load_checkpoint(folder / "c" / "latest.pt")
 
 
-def test_bf16_is_a_flag_both_ways_off_on_the_cpu_unless_given_and_native_is_what_torch_reports(monkeypatch):
+def test_bf16_is_a_flag_both_ways_on_by_default_where_the_cpu_does_it_natively_as_torch_reports(monkeypatch):
     assert train.parse_args([]).bf16 is None
     assert train.parse_args(["--bf16"]).bf16 is True and train.parse_args(["--no-bf16"]).bf16 is False
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert compute.use_bf16(None, cpu) is False and compute.use_bf16(True, cpu) is True
     assert compute.use_bf16(False, cuda) is True and compute.native_bf16(cuda)  # CUDA: always
     for avx512_bf16, amx, native in ((True, False, True), (False, True, True), (False, False, False)):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda value=avx512_bf16: value)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value)
         assert compute.native_bf16(cpu) is native
+        assert compute.use_bf16(None, cpu) is native  # the default: bf16 only where it is not emulated
+        assert compute.use_bf16(True, cpu) is True and compute.use_bf16(False, cpu) is False
         assert (compute.emulated_bf16_note(True, cpu) is None) is native  # asked for where emulated: a note
         assert compute.emulated_bf16_note(False, cpu) is None
 
@@ -45,7 +46,8 @@ def test_the_help_says_when_bf16_is_on(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--bf16, --no-bf16" in text and "On the CPU off unless given" in text and "AVX512-BF16 or AMX" in text
+    assert "--bf16, --no-bf16" in text and "On the CPU on by default where it does bf16 natively" in text
+    assert "AVX512-BF16 or AMX" in text and "emulated and far slower" in text
     assert "--max-minutes" in text
 
 
