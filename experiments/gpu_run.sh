@@ -72,7 +72,7 @@ export PYTHONUNBUFFERED=1
 
 if [ "$mode" = dry ]; then
     MINUTES=${MINUTES:-1}
-    # float32, the CPU's default: bf16 is emulated, and far slower, on CPUs without AVX512-BF16 or AMX
+    # the CPU's default precision: bf16 where it does bf16 natively (AVX512-BF16 or AMX), else float32
     TRAIN=(--device cpu --width 4 --n-blocks 1 --pool-size 2 --steps-per-epoch 2 --griffin-lim-iters 1)
     BENCHMARK_ARGS=(--quick --device cpu)
 else

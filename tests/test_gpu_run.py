@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from pop2jazz import compute
 from pop2jazz.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +21,7 @@ SCRIPT = ROOT / "experiments" / "gpu_run.sh"
 @pytest.mark.slow
 def test_the_gpu_recipe_runs_end_to_end_on_the_cpu(gtzan_mini, tmp_path):
     """A 0.2-minute budget (the documented dry run has 1): the checkpoint stops after the epoch that spent it,
-    short of its 200 epochs, in float32 (the CPU's default); the report is beside it. BENCHMARK=0 leaves out the
+    short of its 200 epochs, in the CPU's default precision; the report is beside it. BENCHMARK=0 leaves out the
     quick benchmark, which tests/test_benchmark.py runs with the same options."""
     output = tmp_path / "run"
     environment = {**os.environ, "PYTHON": sys.executable, "OUTPUT": str(output), "MINUTES": "0.2",
@@ -31,7 +33,8 @@ def test_the_gpu_recipe_runs_end_to_end_on_the_cpu(gtzan_mini, tmp_path):
     assert "--max-minutes 0.2 passed after epoch" in run.stdout
     state = load_checkpoint(output / "latest.pt")
     assert 1 <= state["epoch"] < 200 and state["args"]["max_minutes"] == 0.2
-    assert state["args"]["bf16"] is False  # the CPU's default; the GPU run asks for bf16
+    # the CPU's default (bf16 only where it is native); the GPU run asks for bf16
+    assert state["args"]["bf16"] is compute.native_bf16(torch.device("cpu"))
     assert (output / "generators.pt").stat().st_size > 1000
     figures = json.loads((output / "report" / "figures.json").read_text())
     assert 0 <= figures["tagger"]["rows"]["converted"]["jazz_probability"] <= 1
