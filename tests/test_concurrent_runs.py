@@ -117,7 +117,7 @@ def test_a_second_preprocessing_into_a_locked_output_stops_and_keeps_the_dataset
     assert digests(output) == before
 
 
-def test_a_dataset_being_replaced_never_looks_foreign_to_another_run(tmp_path, monkeypatch, capsys):
+def test_a_dataset_being_replaced_never_looks_foreign_to_another_run(tmp_path, monkeypatch):
     # a second run checks the output before it asks for the lock, so it may look while the first deletes the old
     # dataset: what it sees at pop_train then must be a whole dataset or nothing, never a folder without listing
     import pop2jazz.preprocessing as preprocessing
