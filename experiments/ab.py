@@ -68,6 +68,8 @@ VARIANTS = {  # name -> train.py flags on top of the paper's recipe
     "random_windows": ["--random-windows"],
     "pitch_time": ["--pitch-shift", "2", "--time-stretch", "0.08"],
     "diffaugment": ["--diffaugment"],
+    # a larger generator (issue 24, lever 5): the paper's 9 residual blocks at the CPU width, 2.6x the weights
+    "nine_blocks": ["--n-blocks", "9"],
 }
 LEVEL_RUNS = ",".join(f"{name}:{seed}" for seed in (0, 1) for name in ("baseline", "level_match", "random_gain",
                       "level_and_gain", "random_windows", "pitch_time", "diffaugment"))
