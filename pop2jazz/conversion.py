@@ -27,6 +27,7 @@ from pop2jazz.spectrogram import (
     audio_samples,
     griffin_lim,
     image_level_db,
+    image_to_db,
     image_to_magnitude,
     image_units_per_db,
     magnitude_to_image,
@@ -149,6 +150,27 @@ def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frame
     return total / weights
 
 
+def song_magnitude(output: torch.Tensor, spectrum: torch.Tensor, rep: Representation) -> torch.Tensor:
+    """The |STFT| [n_fft//2 + 1, frames] to invert for a song: the generator's output image [n_bins, frames] read by
+    image_to_magnitude, and what the image cannot hold taken from the song's own complex STFT `spectrum`
+    [n_fft//2 + 1, frames]: cells below the -100 dB floor in both the song and the output keep the song's
+    magnitude, and the Nyquist row, which images drop and the model never sees, is the song's moved by the gain
+    in dB that the output gave the highest row the image keeps. Without them a song at the model's rate would lose
+    its last 10-11 kHz and its quietest cells (about -48 and -73 dB of its energy, more after Griffin-Lim), and a
+    conversion that changes nothing (--strength 0) would not give the song back as full_quality's null test asks.
+    """
+    source = spectrum.abs()
+    source_image = magnitude_to_image(source, rep)
+    magnitude = image_to_magnitude(output, rep)
+    floor = -1.0 + 1e-6  # as image_to_magnitude's
+    unseen = (source_image <= floor) & (output <= floor)
+    magnitude[: rep.n_bins] = torch.where(unseen, source[: rep.n_bins], magnitude[: rep.n_bins])
+    top = rep.n_bins - 1
+    gain_db = image_to_db(output[top].clamp(-1.0, 1.0), rep) - image_to_db(source_image[top], rep)
+    magnitude[rep.n_bins] = source[rep.n_bins] * 10.0 ** (gain_db / 20.0)
+    return magnitude
+
+
 def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, overlap: float = 0.25,
                       batch_size: int = 4, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(generated |STFT|, the input's complex STFT), both [n_fft//2 + 1, frames], for mono audio [samples].
@@ -162,7 +184,7 @@ def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Repres
     output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
     silent = image.amax(dim=0) <= -1.0
     output[:, silent] = -1.0
-    return image_to_magnitude(output, rep), spectrum
+    return song_magnitude(output, spectrum, rep), spectrum
 
 
 def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
@@ -416,7 +438,7 @@ def convert_stream(generator: torch.nn.Module, blocks: Iterable[np.ndarray], rep
     inversion = StreamingGriffinLim(rep, n_iter, block_frames, device)
 
     def invert(output: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
-        return inversion.push(image_to_magnitude(output, rep), spectrum.angle())
+        return inversion.push(song_magnitude(output, spectrum, rep), spectrum.angle())
 
     yielded = 0  # never past the samples read: a frame is final only once its samples are in
     for block in blocks:
