@@ -38,7 +38,7 @@ import torch
 from pop2jazz.audio_files import AudioError
 from pop2jazz.checkpoint import DIRECTIONS
 from pop2jazz.commands import float_range, fraction, non_negative_int, positive_int, run_command
-from pop2jazz.compute import emulated_bf16_note, keep_freed_memory, pick_device
+from pop2jazz.compute import bf16_note, keep_freed_memory, pick_device
 from pop2jazz.dataset import EXAMPLE_SONG
 from pop2jazz.jobs import (
     BATCH_SIZE,
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def convert(args: argparse.Namespace) -> int:
     """Convert the songs of the command line; 0 when every one was converted, else 1 (see main)."""
     device = pick_device(args.device)
-    note = emulated_bf16_note(args.bf16, device)
+    note = bf16_note(None, args.bf16, device)  # convert.py has --bf16 only
     if note:
         print(note, file=sys.stderr)
     keep_freed_memory()

@@ -4,7 +4,14 @@
     uv run evaluate.py --name demo                      # the run trained with train.py --name demo
     uv run evaluate.py --checkpoint run/latest.pt --data /tmp/d my_song.wav other.flac -o out/eval
 
-- Style transfer rate: a jazz-vs-pop genre classifier (judge.py: scikit-learn logistic regression on
+- The headline judge, a pretrained tagger (musicnn's MSD model, Pons & Serra 2019, pop2jazz/tagger.py), never
+  trained on this project's data: each 5.94 s chunk brought to -20 dBFS RMS, its mean P(jazz), the share of its
+  3 s patches it hears as more jazz than pop, and the KID (kernel inception distance, Binkowski et al. 2018) of
+  its embeddings to the held-out real jazz, for the conversion beside the same baselines as below (the pop, the
+  EQ to jazz, the smeared pop, the real jazz). A judge only: nothing in training reads it. Its verdicts, the
+  report's headline, warn when the tagger cannot tell the real jazz from the pop, or when the conversion does not
+  beat the pop, the EQ baseline or the smeared pop, or is no nearer the jazz by KID than the EQ baseline.
+- Style transfer rate, the second opinion: a jazz-vs-pop genre classifier (judge.py: scikit-learn logistic regression on
   channel-robust librosa statistics of each 5.94 s chunk: the spread in time of MFCCs and log-mel bands, the
   rhythm, the harmonic-to-percussive ratio), trained on the training songs, each also through random recording
   channels (tilt, low-pass, loudness, noise, compression, Vorbis / MP3, reverb), and scored by cross-validation
@@ -12,10 +19,11 @@
   songs (the pop baseline), the songs at the conversion's level alone, the "EQ to jazz" baseline (each pop chunk
   equalised to the jazz training set's long-term spectrum: the recording channel alone, channel.py), the songs
   smeared in time over 0.1 s (blur alone) and the held-out jazz songs (the ceiling).
-- Verdicts, in words: when the judge calls under 80 % of the real jazz it was given jazz, or the conversion does
-  not beat the EQ baseline, the report says that its figure cannot tell jazz from the recording sound of the
-  training set; also when the conversion does not beat the smeared pop or scores above the real jazz, when the EQ
-  baseline alone moves the pop by 25 points or more, and when songs it measures are the judge's training songs.
+- The classifier's verdicts, in words: when it calls under 80 % of the real jazz it was given jazz, or the
+  conversion does not beat the EQ baseline, the report says that its figure cannot tell jazz from the recording
+  sound of the training set; also when the conversion does not beat the smeared pop or scores above the real
+  jazz, when the EQ baseline alone moves the pop by 25 points or more, and when songs it measures are the
+  judge's training songs.
   The judge's robustness is measured on the held-out songs too: the share of its decisions that each channel
   change alone flips. The judge of a data split is trained once and kept in ~/.cache/pop2jazz/judge
   ($POP2JAZZ_CACHE; "off" keeps nothing), under a key of the songs' bytes, the settings and the judge's code.
@@ -25,7 +33,11 @@
   magnitude of the audio written from it, for librosa.griffinlim (random initial phase), Griffin-Lim from the
   song's own phase (what convert.py does) and the song's phase alone; with the seconds each took.
 - Artefacts: the checkerboard measure, power at the image's highest spatial frequencies in the generated
-  spectrogram relative to the input's (dB; 0 = none added).
+  spectrogram relative to the input's (dB; 0 = none added); the holes: the share of the song's loud cells
+  (100 Hz-8 kHz, within 30 dB of their frame's loudest) that the conversion lowers by more than 30 dB, and the
+  share of frames losing more than 12 dB; the same on each song made a loud modern master (compressed 6:1 and
+  brought to -9 dBFS RMS, channel.loud_master), next to what the EQ baseline does there.
+- --strength S and --level-match measure the model as convert.py runs it with those options.
 
 Writes report.md, figures.json, PNGs and the converted WAVs (their metadata saying evaluate.py made them) to
 samples/NAME/eval/ (samples/eval_<checkpoint stem>/ with --checkpoint, or --output).

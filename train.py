@@ -400,8 +400,8 @@ def train(args: argparse.Namespace) -> int:
     # settings: the device, the run's place, and with --resume every setting the run was started with
     checkpoint_path = args.checkpoint_dir / LATEST
     ranks, device = compute.setup_distributed(compute.pick_device(args.device))
-    args.bf16 = compute.use_bf16(args.bf16, device)
-    note = compute.emulated_bf16_note(args.bf16, device)
+    requested, args.bf16 = args.bf16, compute.use_bf16(args.bf16, device)
+    note = compute.bf16_note(requested, args.bf16, device)
     if note and ranks.is_main:
         print(note)
     deadline = compute.Deadline(args.max_minutes)

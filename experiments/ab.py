@@ -1,7 +1,8 @@
 """A/B test of the sound-quality levers of train.py on held-out songs: which ones make the default?
 
     uv run experiments/ab.py                     # 7 runs of 600 steps, one at a time: hours on 2 CPU cores
-    uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it)
+    uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it;
+                                                 # its 7 runs take about 6 minutes on 2 cores, the judges most)
     uv run experiments/ab.py --runs baseline:1,residual:1   # more runs into the same table
     uv run experiments/ab.py --runs float32:0,float32:1,bf16:0,bf16:1 --output samples/ab_bf16  # bf16 training
     uv run experiments/ab.py --levers --output samples/ab_levers   # the level and data levers, 2 seeds each

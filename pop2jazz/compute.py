@@ -87,8 +87,12 @@ def use_bf16(requested: bool | None, device: torch.device) -> bool:
     return native_bf16(device) if requested is None else requested
 
 
-def emulated_bf16_note(bf16: bool, device: torch.device) -> str | None:
-    """A line for the user when bf16 autocast is asked for on a CPU without native bf16, else None."""
+def bf16_note(requested: bool | None, bf16: bool, device: torch.device) -> str | None:
+    """A line for the user when the precision is not what --bf16 / --no-bf16 (`requested`) may lead them to expect:
+    --no-bf16 on CUDA, which use_bf16 overrides, or bf16 autocast (`bf16`, as use_bf16 decided) on a CPU without
+    native bf16; else None."""
+    if device.type == "cuda" and requested is False:
+        return "note: --no-bf16 is ignored on CUDA: training there always runs under bf16 autocast"
     if not bf16 or device.type != "cpu" or native_bf16(device):
         return None
     return (f"note: this CPU does not do bf16 natively (torch reports {torch.backends.cpu.get_cpu_capability()}): "

@@ -32,14 +32,16 @@ def test_bf16_is_a_flag_both_ways_on_by_default_where_the_cpu_does_it_natively_a
     assert train.parse_args(["--bf16"]).bf16 is True and train.parse_args(["--no-bf16"]).bf16 is False
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert compute.use_bf16(False, cuda) is True and compute.native_bf16(cuda)  # CUDA: always
+    assert "ignored on CUDA" in compute.bf16_note(False, True, cuda)  # and --no-bf16 there says so
+    assert compute.bf16_note(None, True, cuda) is None and compute.bf16_note(True, True, cuda) is None
     for avx512_bf16, amx, native in ((True, False, True), (False, True, True), (False, False, False)):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda value=avx512_bf16: value)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value)
         assert compute.native_bf16(cpu) is native
         assert compute.use_bf16(None, cpu) is native  # the default: bf16 only where it is not emulated
         assert compute.use_bf16(True, cpu) is True and compute.use_bf16(False, cpu) is False
-        assert (compute.emulated_bf16_note(True, cpu) is None) is native  # asked for where emulated: a note
-        assert compute.emulated_bf16_note(False, cpu) is None
+        assert (compute.bf16_note(True, True, cpu) is None) is native  # asked for where emulated: a note
+        assert compute.bf16_note(False, False, cpu) is None
 
 
 def test_the_help_says_when_bf16_is_on(capsys):
