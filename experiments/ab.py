@@ -1,4 +1,5 @@
-"""A/B test of the sound-quality levers of train.py on held-out songs: which ones make the default?
+"""A/B test of train.py's levers (sound quality, level and data, a larger generator) on held-out songs: which
+ones make the default?
 
     uv run experiments/ab.py                     # 7 runs of 600 steps, one at a time: hours on 2 CPU cores
     uv run experiments/ab.py --quick             # tiny models, 2 steps: checks the script works (the tests run it;
@@ -12,7 +13,8 @@ Protocol (every run the same way, one at a time, so they do not slow each other)
 - data: the clips in --clips (pop/ and jazz/) preprocessed once with --val-fraction 0.3, so 3 of 10 songs per
   domain are held out; the same split (seed 0) for every run;
 - training: train.py at the CPU size (--width 16 --n-blocks 3), the same number of optimiser steps for every
-  run, the lever's flags on top of the paper's recipe; a run is a variant and a seed;
+  run, the lever's flags on top of the paper's recipe (nine_blocks's --n-blocks 9 in place of the 3); a run is a
+  variant and a seed;
 - figures: evaluate.py on the held-out pop songs: the pretrained tagger's (musicnn MSD at -20 dBFS RMS, the
   headline judge) mean P(jazz), share of 3-s patches jazz > pop and KID to the real jazz, read against the pop,
   the EQ-to-jazz baseline and the real jazz; the second-opinion classifier's style transfer rate; chroma
@@ -313,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"{', '.join(VARIANTS)} (default: {DEFAULT_RUNS})")
     parser.add_argument("--steps", type=int, help="optimiser steps per run (default: 600; 2 with --quick)")
     parser.add_argument("--clips", type=Path, default=CLIPS, help=f"folder with pop/ and jazz/ songs (default: "
-                        f"{CLIPS})")
+                        f"$POP2JAZZ_CLIPS, else ../shared/audio/gtzan_mini beside the checkout: here {CLIPS})")
     parser.add_argument("--output", type=Path, default=Path("samples/ab"), help="default: samples/ab")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1, so that other "
                         "work on a 2-core machine takes the other core without slowing the runs)")
