@@ -24,6 +24,7 @@ from pop2jazz.full_quality import FullQualityMix
 from pop2jazz.output_files import audio_bytes, write_audio_blocks
 from pop2jazz.spectrogram import (
     Representation,
+    at_floor,
     audio_samples,
     griffin_lim,
     image_level_db,
@@ -150,23 +151,23 @@ def transform_image(generator: torch.nn.Module, image: torch.Tensor, chunk_frame
     return total / weights
 
 
-def song_magnitude(output: torch.Tensor, spectrum: torch.Tensor, rep: Representation) -> torch.Tensor:
+def song_magnitude(output: torch.Tensor, image: torch.Tensor, spectrum: torch.Tensor,
+                   rep: Representation) -> torch.Tensor:
     """The |STFT| [n_fft//2 + 1, frames] to invert for a song: the generator's output image [n_bins, frames] read by
     image_to_magnitude, and what the image cannot hold taken from the song's own complex STFT `spectrum`
-    [n_fft//2 + 1, frames]: cells below the -100 dB floor in both the song and the output keep the song's
-    magnitude, and the Nyquist row, which images drop and the model never sees, is the song's moved by the gain
-    in dB that the output gave the highest row the image keeps. Without them a song at the model's rate would lose
-    its last 10-11 kHz and its quietest cells (about -48 and -73 dB of its energy, more after Griffin-Lim), and a
-    conversion that changes nothing (--strength 0) would not give the song back as full_quality's null test asks.
+    [n_fft//2 + 1, frames] and its `image` (magnitude_to_image of it, [n_bins, frames], as the generator got it):
+    cells below the -100 dB floor in both the song and the output keep the song's magnitude, and the Nyquist row,
+    which images drop and the model never sees, is the song's moved by the gain in dB that the output gave the
+    highest row the image keeps. Without them a song at the model's rate would lose its last 10-11 kHz and its
+    quietest cells (about -48 and -73 dB of its energy, more after Griffin-Lim), and a conversion that changes
+    nothing (--strength 0) would not give the song back as full_quality's null test asks.
     """
     source = spectrum.abs()
-    source_image = magnitude_to_image(source, rep)
     magnitude = image_to_magnitude(output, rep)
-    floor = -1.0 + 1e-6  # as image_to_magnitude's
-    unseen = (source_image <= floor) & (output <= floor)
+    unseen = at_floor(image) & at_floor(output)
     magnitude[: rep.n_bins] = torch.where(unseen, source[: rep.n_bins], magnitude[: rep.n_bins])
     top = rep.n_bins - 1
-    gain_db = image_to_db(output[top].clamp(-1.0, 1.0), rep) - image_to_db(source_image[top], rep)
+    gain_db = image_to_db(output[top].clamp(-1.0, 1.0), rep) - image_to_db(image[top], rep)
     magnitude[rep.n_bins] = source[rep.n_bins] * 10.0 ** (gain_db / 20.0)
     return magnitude
 
@@ -184,7 +185,7 @@ def convert_magnitude(generator: torch.nn.Module, audio: np.ndarray, rep: Repres
     output = transform_image(generator, image, rep.chunk_frames, overlap, batch_size, progress)
     silent = image.amax(dim=0) <= -1.0
     output[:, silent] = -1.0
-    return song_magnitude(output, spectrum, rep), spectrum
+    return song_magnitude(output, image, spectrum, rep), spectrum
 
 
 def convert_audio(generator: torch.nn.Module, audio: np.ndarray, rep: Representation, n_iter: int = 32,
@@ -319,10 +320,10 @@ class StreamingSTFT:
 class StreamingWindows:
     """transform_image over an image that arrives frame by frame, with convert_audio's silence gating.
 
-    push(spectrum [n_fft//2 + 1, m] complex, the song's STFT frames in order) -> (output image [n_bins, k],
-    spectrum [n_fft//2 + 1, k]) for the frames now final; finish() -> the rest. A frame is final once no later
-    window covers it; the last window, which ends at the last frame, can only be placed at finish(), so the
-    last chunk_frames frames wait for it. Frames silent in the input (all bins at -1) stay at -1.
+    push(spectrum [n_fft//2 + 1, m] complex, the song's STFT frames in order) -> (output image [n_bins, k], the
+    input image [n_bins, k], spectrum [n_fft//2 + 1, k]) for the frames now final; finish() -> the rest. A frame
+    is final once no later window covers it; the last window, which ends at the last frame, can only be placed at
+    finish(), so the last chunk_frames frames wait for it. Frames silent in the input (all bins at -1) stay at -1.
     """
 
     def __init__(self, generator: torch.nn.Module, rep: Representation, overlap: float = 0.25,
@@ -338,7 +339,7 @@ class StreamingWindows:
         self.pending: list[int] = []  # starts of windows whose frames are in, not yet through the generator
         self.next_start = 0  # the next regular window start not yet pending
 
-    def push(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def push(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.spectrum = torch.cat([self.spectrum, spectrum], dim=1)
         self.image = torch.cat([self.image, magnitude_to_image(spectrum.abs(), self.rep)], dim=1)
         self.total = torch.cat([self.total, torch.zeros(self.rep.n_bins, spectrum.shape[1])], dim=1)
@@ -352,7 +353,7 @@ class StreamingWindows:
         unfinished = self.pending[0] if self.pending else self.next_start
         return self._emit(min(unfinished, frames - self.rep.chunk_frames))
 
-    def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def finish(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         frames = self.first + self.image.shape[1]
         if frames < self.rep.chunk_frames:
             raise InputError(f"the song has {frames} frames, fewer than one chunk ({self.rep.chunk_frames}): "
@@ -371,15 +372,15 @@ class StreamingWindows:
             self.total[:, start - self.first: start - self.first + chunk] += output * self.weight
             self.weights[start - self.first: start - self.first + chunk] += self.weight
 
-    def _emit(self, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _emit(self, end: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = max(0, end - self.first)
         output = self.total[:, :count] / self.weights[:count]
-        output[:, self.image[:, :count].amax(dim=0) <= -1.0] = -1.0
-        spectrum = self.spectrum[:, :count]
+        image, spectrum = self.image[:, :count], self.spectrum[:, :count]
+        output[:, image.amax(dim=0) <= -1.0] = -1.0
         self.spectrum, self.image = self.spectrum[:, count:], self.image[:, count:]
         self.total, self.weights = self.total[:, count:], self.weights[count:]
         self.first += count
-        return output, spectrum
+        return output, image, spectrum
 
 
 class StreamingGriffinLim:
@@ -437,8 +438,8 @@ def convert_stream(generator: torch.nn.Module, blocks: Iterable[np.ndarray], rep
     windows = StreamingWindows(generator, rep, overlap, batch_size, bf16)
     inversion = StreamingGriffinLim(rep, n_iter, block_frames, device)
 
-    def invert(output: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
-        return inversion.push(song_magnitude(output, spectrum, rep), spectrum.angle())
+    def invert(output: torch.Tensor, image: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+        return inversion.push(song_magnitude(output, image, spectrum, rep), spectrum.angle())
 
     yielded = 0  # never past the samples read: a frame is final only once its samples are in
     for block in blocks:

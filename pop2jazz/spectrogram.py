@@ -180,6 +180,12 @@ def image_units_per_db(rep: Representation = Representation()) -> float:
     return 2.0 / (rep.db_max - rep.db_min)
 
 
+def at_floor(image):
+    """Where images [...] in [-1, 1] are at the floor (silence, db_min or below), allowing for the rounding of a
+    generator's output: a boolean mask of the same shape. Works alike on torch tensors and numpy arrays."""
+    return image <= -1.0 + 1e-6
+
+
 def shift_db(images: torch.Tensor, gain_db, rep: Representation = Representation()) -> torch.Tensor:
     """Images [..., n_bins, frames] in [-1, 1] made louder by `gain_db` (dB: a float or a tensor that broadcasts,
     e.g. [B, 1, 1, 1]): every cell moved by the same amount in dB and clipped to [-1, 1], the floor (silence)
@@ -194,7 +200,7 @@ def image_level_db(image, rep: Representation = Representation()):
     `image_to_magnitude`; the Nyquist bin, which images drop, counts nothing. Works alike on torch tensors (and
     keeps their gradient) and numpy arrays."""
     if isinstance(image, torch.Tensor):
-        power = torch.where(image <= -1.0 + 1e-6, 0.0, 10.0 ** (image_to_db(image.clamp(-1.0, 1.0), rep) / 10.0))
+        power = torch.where(at_floor(image), 0.0, 10.0 ** (image_to_db(image.clamp(-1.0, 1.0), rep) / 10.0))
         return 10.0 * torch.log10(power.sum(dim=(-2, -1)) / (image.shape[-2] + 1) / image.shape[-1] + 1e-30)
     return image_level_db(torch.as_tensor(np.asarray(image, dtype=np.float32)), rep).numpy()
 
@@ -219,7 +225,7 @@ def image_to_magnitude(image: torch.Tensor, rep: Representation = Representation
     image = torch.clamp(image, -1.0, 1.0)
     db = image_to_db(image, rep)
     magnitude = rep.magnitude_ref * 10.0 ** (db / 20.0)
-    magnitude = torch.where(image <= -1.0 + 1e-6, torch.zeros_like(magnitude), magnitude)
+    magnitude = torch.where(at_floor(image), torch.zeros_like(magnitude), magnitude)
     return torch.nn.functional.pad(magnitude, (0, 0, 0, 1))
 
 
